@@ -1,0 +1,85 @@
+"""The `promisebot` command line. Each command's work lives in bot/commands/<name>.py."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bot import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2, like argparse, with help hint
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="promisebot",
+        description="Git-native platform orchestrator: run Kratix Promises from a Git platform repo, "
+        "with no platform cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"promisebot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "validate",
+        help="check every Promise, Destination, State Store and Resource request in a platform repo",
+        description="Validate a platform repo and report every problem (file:line, field, reason). "
+        "Exit codes: 0 valid, 1 invalid, 2 usage error.",
+    )
+    p.add_argument("path", nargs="?", default=".", help="platform repo directory (default: .)")
+    p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+
+    p = sub.add_parser(
+        "test",
+        help="run one workflow of a Promise on a request locally and show what it produced",
+        description="Run a Promise workflow through real pipeline containers and print exit codes, "
+        "logs, outputs, merged status, workflow control and workload groups. Exit code 1 if a "
+        "pipeline failed.",
+    )
+    p.add_argument("--promise", required=True, metavar="FILE", help="the Promise YAML file")
+    p.add_argument("--request", metavar="FILE", help="the Resource request YAML file (resource workflows)")
+    p.add_argument("--workflow", choices=["resource", "promise"], default="resource")
+    p.add_argument("--action", choices=["configure", "delete"], default="configure")
+    p.add_argument("--output", metavar="DIR", help="write each pipeline's input/output/metadata here")
+
+    for name, helptext in (
+        ("plan", "show what a reconcile would change in each state store, writing nothing"),
+        ("reconcile", "run pipelines and write their outputs to the state stores"),
+    ):
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        p.add_argument("--platform", default=".", metavar="PATH", help="platform repo (default: .)")
+        p.add_argument("--from", dest="from_rev", metavar="REV", help="platform commit already reconciled")
+        p.add_argument("--to", dest="to_rev", metavar="REV", help="platform commit to reconcile (default HEAD)")
+        if name == "reconcile":
+            p.add_argument("--all", action="store_true", help="full reconcile of every object")
+        p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+
+    p = sub.add_parser(
+        "status",
+        help="show what happened to each object (from the bookkeeping branch)",
+        description="Show the status of objects: KIND[/NAMESPACE]/NAME, or all when omitted.",
+    )
+    p.add_argument("object", nargs="?", metavar="KIND[/NAMESPACE]/NAME")
+    p.add_argument("--platform", default=".", metavar="PATH", help="platform repo (default: .)")
+    p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    module = importlib.import_module(f"bot.commands.{args.command}")
+    return int(module.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pipeline runners: execute Kratix pipeline containers and return their outputs."""
