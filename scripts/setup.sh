@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent setup of everything promisebot and its tests need on a fresh Debian/Ubuntu
+# machine (or a laptop with Docker): system packages, a running Docker engine, the
+# virtualenv with the project and its test extra, and the locally built images.
+# Safe to re-run; each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. System packages (Debian names). Only what is missing is installed.
+missing=()
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then missing+=(docker.io); fi
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    log "missing: ${missing[*]} (install them with your package manager)"; exit 1
+  fi
+fi
+
+python3 - <<'PY' || { log "Python >= 3.11 is required"; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+# 2. A Docker engine: the one DOCKER_HOST names, the local socket, or start dockerd.
+if ! docker info >/dev/null 2>&1; then
+  if [ -n "${DOCKER_HOST:-}" ]; then log "DOCKER_HOST=$DOCKER_HOST does not answer"; exit 1; fi
+  log "starting dockerd"
+  $SUDO sh -c 'nohup dockerd >/var/log/promisebot-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/promisebot-dockerd.log"; exit 1; }
+fi
+
+# 3. The virtualenv with promisebot and its test extra.
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+stamp=.venv/.promisebot-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing promisebot into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+# 4. Images built locally (no registry needed): base images and the example pipelines.
+if [ -x scripts/build-images.sh ]; then scripts/build-images.sh; fi
+log "ready"

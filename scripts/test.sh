@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up the machine (idempotent) and run the whole test suite: lint, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check bot runners tests bench
+exec .venv/bin/pytest -q -p no:cacheprovider "$@"
