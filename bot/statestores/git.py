@@ -1,0 +1,517 @@
+"""GitStateStore writer (contract §3.1, §3.6): one cached clone per store, one commit and one push
+per change set, built in time proportional to the changed files.
+
+How a write works, without a work tree or an index:
+- the cache is a bare repository under `cache_dir` keyed by url+branch; before each write
+  `git ls-remote` reads the remote branch and `git fetch` runs only if that commit is unknown;
+- blobs and the trees along the changed paths are written straight into the object database
+  (GitPython/gitdb); untouched subtrees are reused by id, so files already in the store cost
+  nothing; a delete prefix simply starts its directory empty;
+- `git diff-tree` between the old and new root trees gives the added/modified/removed files;
+  an unchanged root tree means no commit;
+- one commit (author/committer from `gitAuthor`), one `git push <commit>:refs/heads/<branch>`.
+  A rejected push (the branch moved) re-reads the remote and re-applies the same change set on
+  top of it, with jittered exponential backoff, a bounded number of times. A remote rewritten
+  under the bot needs nothing special: every write starts from the remote's current branch.
+
+Credentials never go into URLs or `.git/config`: basic auth is answered by a GIT_ASKPASS script
+reading environment variables of the git process; SSH keys go to 0600 files in a private
+temporary directory named by GIT_SSH_COMMAND, removed after the command.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import random
+import re
+import shlex
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Literal
+
+from git import Actor, Commit, Repo
+from git.objects.fun import tree_entries_from_data, tree_to_stream
+from gitdb.base import IStream
+from gitdb.exc import BadObject
+
+from bot.model import FileChanges, StateStore
+from bot.secrets import Secret, SecretResolver, redact
+from bot.statestores.base import (
+    ERROR_INITIALISING_WRITER,
+    ERROR_VALIDATING_PERMISSIONS,
+    READY_MESSAGE,
+    STATE_STORE_READY,
+    FileDiff,
+    NormalisedChanges,
+    ReadyResult,
+    StateStoreError,
+    WriteResult,
+    check_trailers,
+    commit_message,
+    normalise_path,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRANCH = "main"
+DEFAULT_AUTHOR_NAME = "promisebot"
+BASIC_AUTH, SSH_AUTH = "basicAuth", "ssh"
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+FILE_MODE, TREE_MODE = 0o100644, 0o040000
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:")
+_AUTH_FAILURES = (
+    "authentication failed",
+    "could not read username",
+    "could not read password",
+    "http 401",
+    "http 403",
+    "returned error: 401",
+    "returned error: 403",
+    "permission denied",
+    "host key verification failed",
+)
+_RETRYABLE_REMOTE_REJECTIONS = ("lock", "failed to update ref", "incorrect old value")
+_ASKPASS_SCRIPT = """#!/bin/sh
+# promisebot GIT_ASKPASS helper: answers from the git process's environment, holds no secret.
+case "$1" in
+  Username*) printf '%s\\n' "$PROMISEBOT_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$PROMISEBOT_GIT_PASSWORD" ;;
+esac
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Remote:
+    """Where the store lives: `url` as given to git, `transport` "local" | "http" | "ssh"."""
+
+    url: str
+    transport: str
+
+
+def parse_remote(url: str, platform_root: Path) -> _Remote:
+    """The remote for a GitStateStore `url` (contract §3.6). Raises ValueError.
+
+    Local paths and `file://` URLs are resolved against `platform_root` when relative;
+    `http://` is accepted next to `https://` for loopback tests and local use.
+    """
+    url = (url or "").strip()
+    if not url:
+        raise ValueError("GitStateStore spec.url is empty")
+    lower = url.lower()
+    if lower.startswith(("https://", "http://")):
+        authority = url.split("://", 1)[1].split("/", 1)[0]
+        if ":" in authority.split("@")[0] and "@" in authority:
+            raise ValueError(
+                "GitStateStore spec.url must not contain a password; put it in the secret's `password` key"
+            )
+        return _Remote(url, "http")
+    if lower.startswith("ssh://") or _SCP_LIKE.match(url):
+        return _Remote(url, "ssh")
+    if lower.startswith("file://"):
+        url = url[len("file://") :]
+    elif "://" in url:
+        raise ValueError(f"unsupported GitStateStore url scheme in {url!r} (use https, http, ssh, file or a path)")
+    path = Path(url).expanduser()
+    return _Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
+
+
+def _sort_key(entry: tuple[bytes, int, str]) -> bytes:
+    """Git's tree order: names compared as bytes, a tree's name as if it ended in '/'."""
+    name = entry[2].encode()
+    return name + b"/" if entry[1] == TREE_MODE else name
+
+
+@dataclass(slots=True)
+class _Node:
+    """A directory (or file) the change set touches: `blob` to put, `delete`, `clear` (prefix)."""
+
+    children: dict[str, _Node] = field(default_factory=dict)
+    blob: bytes | None = None
+    delete: bool = False
+    clear: bool = False
+
+    def at(self, path: str) -> _Node:
+        node = self
+        for part in path.split("/") if path else ():
+            node = node.children.setdefault(part, _Node())
+        return node
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One file differing between two trees (`git diff-tree --raw`)."""
+
+    path: str
+    action: Literal["add", "modify", "remove"]
+    old: str | None
+    new: str | None
+
+
+class GitStateStoreWriter:
+    """A GitStateStore (contract §3.6). See the module docstring for how writes work."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        platform_root: Path,
+        secrets: SecretResolver,
+        cache_dir: Path,
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        spec = store.spec
+        self.store = store
+        self.remote = parse_remote(str(spec.get("url") or ""), platform_root)
+        self.branch = str(spec.get("branch") or DEFAULT_BRANCH)
+        if self.branch.startswith(("-", "refs/")) or not re.match(r"^[A-Za-z0-9._/-]+$", self.branch):
+            raise ValueError(f"invalid GitStateStore branch {self.branch!r}")
+        self.auth_method = str(spec.get("authMethod") or BASIC_AUTH)
+        if self.auth_method not in (BASIC_AUTH, SSH_AUTH):
+            raise ValueError(
+                f"GitStateStore authMethod {self.auth_method!r} is not supported (use basicAuth or ssh)"
+            )
+        if self.remote.transport == "ssh" and self.auth_method != SSH_AUTH:
+            raise ValueError("GitStateStore with an ssh url needs authMethod: ssh")
+        if self.remote.transport == "http" and self.auth_method == SSH_AUTH:
+            raise ValueError("GitStateStore authMethod ssh needs an ssh url (ssh://... or user@host:path)")
+        author = spec.get("gitAuthor") or {}
+        self.author = Actor(str(author.get("name") or DEFAULT_AUTHOR_NAME), str(author.get("email") or ""))
+        self._secrets = secrets
+        self._max_attempts = max(1, max_attempts)
+        self._backoff = backoff_seconds
+        self._tracking = f"refs/remotes/origin/{self.branch}"
+        key = hashlib.sha256(f"{self.remote.url}\0{self.branch}".encode()).hexdigest()[:24]
+        self._root = Path(cache_dir) / "git"
+        self._path = self._root / key
+        self._synced: str | None = None
+        self._has_synced = False
+        self._secret_values: list[Secret] = []
+
+    def __repr__(self) -> str:
+        return f"GitStateStoreWriter({self.store.name!r}, url={self.remote.url!r}, branch={self.branch!r})"
+
+    # -- public interface ---------------------------------------------------------------
+
+    def read(self, path: str) -> bytes | None:
+        path = normalise_path(path)
+        with self._session() as (repo, env):
+            head = self._ensure_synced(repo, env)
+            if head is None:
+                return None
+            try:
+                obj = repo.commit(head).tree.join(path)
+            except KeyError:
+                return None
+            return obj.data_stream.read() if obj.type == "blob" else None
+
+    def list(self, prefix: str) -> list[str]:
+        prefix = normalise_path(prefix, directory=True)
+        with self._session() as (repo, env):
+            head = self._ensure_synced(repo, env)
+            if head is None:
+                return []
+            args = ["ls-tree", "-r", "-z", "--name-only", head]
+            out = self._run(repo, [*args, "--", prefix + "/"] if prefix else args, env={}, what="list")
+            return sorted(p for p in out.split("\0") if p)
+
+    def apply(self, changes: FileChanges, message: str, trailers: dict[str, str]) -> WriteResult:
+        """One commit and one push for the whole change set (contract §3.6, batched)."""
+        norm = NormalisedChanges.of(changes)
+        check_trailers(trailers)
+        with self._session() as (repo, env):
+            tree_plan = self._plan(repo, norm)
+            for attempt in range(1, self._max_attempts + 1):
+                head = self._sync(repo, env)
+                old_tree, new_tree, diff = self._build(repo, head, tree_plan)
+                if new_tree == old_tree:
+                    log.info("%s: nothing to commit", self)
+                    return WriteResult(None)
+                added, modified, removed = _split(diff)
+                text = commit_message(message, trailers, len(added), len(modified), len(removed))
+                parents = [repo.commit(head)] if head else []
+                commit = Commit.create_from_tree(
+                    repo, new_tree, text, parent_commits=parents, author=self.author, committer=self.author
+                )
+                if self._push(repo, env, commit.hexsha):
+                    self._run(repo, ["update-ref", self._tracking, commit.hexsha], env={}, what="record push")
+                    self._exec(repo, ["gc", "--auto", "--quiet"], {}, network=False)
+                    self._synced, self._has_synced = commit.hexsha, True
+                    log.info("%s: pushed %s (%s)", self, commit.hexsha[:12], text.splitlines()[0])
+                    return WriteResult(commit.hexsha, added, modified, removed)
+                if attempt < self._max_attempts:
+                    delay = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                    log.warning("%s: push rejected (attempt %d), retrying in %.2fs", self, attempt, delay)
+                    time.sleep(delay)
+        raise StateStoreError(
+            f"{self}: push rejected {self._max_attempts} times because the branch kept moving; "
+            "the change set was not written"
+        )
+
+    def diff(self, changes: FileChanges) -> list[FileDiff]:
+        norm = NormalisedChanges.of(changes)
+        with self._session() as (repo, env):
+            head = self._sync(repo, env)
+            _old, _new, diff = self._build(repo, head, self._plan(repo, norm))
+
+            def blob(sha: str | None) -> bytes | None:
+                return repo.odb.stream(bytes.fromhex(sha)).read() if sha else None
+
+            return [FileDiff(c.path, c.action, blob(c.old), blob(c.new)) for c in diff]
+
+    def check_ready(self) -> ReadyResult:
+        """Fetch works and a dry-run push is accepted (contract §3.6 readiness)."""
+        try:
+            with self._session() as (repo, env):
+                head = self._sync(repo, env)
+                try:
+                    source = head or Commit.create_from_tree(
+                        repo, EMPTY_TREE, "promisebot permission check", parent_commits=[],
+                        author=self.author, committer=self.author,
+                    ).hexsha
+                    self._run(
+                        repo,
+                        ["push", "--dry-run", "--porcelain", "origin", f"{source}:refs/heads/{self.branch}"],
+                        env=env, what="check write permission on", network=True,
+                    )
+                except StateStoreError as exc:
+                    return ReadyResult(False, ERROR_VALIDATING_PERMISSIONS, str(exc))
+        except (StateStoreError, LookupError, ValueError, OSError) as exc:
+            return ReadyResult(False, ERROR_INITIALISING_WRITER, str(exc))
+        return ReadyResult(True, STATE_STORE_READY, READY_MESSAGE)
+
+    # -- the cached repository ----------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[tuple[Repo, dict[str, str]]]:
+        """The cached bare repository, locked for this process and others, and the git env."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        with open(self._path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            repo = self._open_repo()
+            try:
+                with self._network_env() as env:
+                    yield repo, env
+            finally:
+                repo.close()
+
+    def _open_repo(self) -> Repo:
+        if (self._path / "HEAD").is_file():
+            return Repo(self._path)
+        tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=self._root))
+        repo = Repo.init(tmp, bare=True)
+        with repo.config_writer() as cfg:
+            cfg.set_value('remote "origin"', "url", self.remote.url)
+            cfg.set_value('remote "origin"', "fetch", f"+refs/heads/{self.branch}:{self._tracking}")
+            cfg.set_value("gc", "autoDetach", "false")
+        repo.odb.store(IStream(b"tree", 0, BytesIO(b"")))  # the empty tree, for empty commits
+        repo.close()
+        tmp.rename(self._path)
+        return Repo(self._path)
+
+    @contextmanager
+    def _network_env(self) -> Iterator[dict[str, str]]:
+        """Environment for git commands that talk to the remote; secrets resolved here."""
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_VARIANT": "ssh"}
+        ref = self.store.secret_ref
+        if self.remote.transport == "http" and ref is not None:
+            self._secret_values = [self._secrets.secret(ref, "username"), self._secrets.secret(ref, "password")]
+            askpass = self._root / "askpass.sh"
+            if not askpass.is_file():
+                tmp = askpass.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(_ASKPASS_SCRIPT)
+                tmp.chmod(stat.S_IRWXU)
+                tmp.replace(askpass)
+            env |= {
+                "GIT_ASKPASS": str(askpass),
+                "PROMISEBOT_GIT_USERNAME": self._secret_values[0].reveal(),
+                "PROMISEBOT_GIT_PASSWORD": self._secret_values[1].reveal(),
+            }
+            yield env
+        elif self.remote.transport == "ssh":
+            if ref is None:
+                raise ValueError(f"GitStateStore {self.store.name} uses authMethod ssh but has no secretRef")
+            key, known = self._secrets.secret(ref, "sshPrivateKey"), self._secrets.secret(ref, "knownHosts")
+            self._secret_values = [key]
+            with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp:
+                key_file, hosts_file = Path(tmp) / "id", Path(tmp) / "known_hosts"
+                for path, secret in ((key_file, key), (hosts_file, known)):
+                    path.touch(mode=0o600)
+                    text = secret.reveal()
+                    path.write_text(text if text.endswith("\n") else text + "\n")
+                env["GIT_SSH_COMMAND"] = (
+                    f"ssh -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
+                    f"-o UserKnownHostsFile={shlex.quote(str(hosts_file))} -o StrictHostKeyChecking=yes"
+                )
+                yield env
+        else:
+            self._secret_values = []
+            yield env
+
+    def _exec(self, repo: Repo, args: list[str], env: dict[str, str], network: bool) -> tuple[int, str, str]:
+        """`git <args>` in the cache: (status, stdout, stderr). Network commands use no helper."""
+        cmd = ["git", "--literal-pathspecs"] + (["-c", "credential.helper="] if network else []) + args
+        return repo.git.execute(
+            cmd, env=env, with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False
+        )
+
+    def _run(
+        self, repo: Repo, args: list[str], *, env: dict[str, str], what: str, network: bool = False
+    ) -> str:
+        """`git <args>`'s stdout; StateStoreError (secrets redacted) if it fails."""
+        status, out, err = self._exec(repo, args, env, network)
+        if status != 0:
+            raise StateStoreError(self._describe_failure(what, err))
+        return out
+
+    def _describe_failure(self, what: str, stderr: str) -> str:
+        detail = " ".join(line.strip() for line in stderr.splitlines() if line.strip())[-600:]
+        detail = redact(detail, self._secret_values)
+        where = f"{what} {self.remote.url} (branch {self.branch})"
+        if self.remote.transport != "local" and any(marker in detail.lower() for marker in _AUTH_FAILURES):
+            ref = self.store.secret_ref
+            keys = "sshPrivateKey/knownHosts" if self.auth_method == SSH_AUTH else "username/password"
+            secret = f"secret {ref.namespace}/{ref.name}" if ref else "a secretRef (none is set)"
+            return f"authentication failed: {where}: check the {keys} keys of {secret}. git said: {detail}"
+        return f"git failed to {where}: {detail}"
+
+    def _ensure_synced(self, repo: Repo, env: dict[str, str]) -> str | None:
+        """The remote head as first seen by this writer (read/list see one snapshot)."""
+        if not self._has_synced:
+            self._sync(repo, env)
+        return self._synced
+
+    def _sync(self, repo: Repo, env: dict[str, str]) -> str | None:
+        """Bring the remote branch into the cache; its commit id, or None if it does not exist."""
+        out = self._run(
+            repo, ["ls-remote", "origin", f"refs/heads/{self.branch}"], env=env, what="read", network=True
+        )
+        head = out.split()[0] if out.strip() else None
+        if head is None:
+            self._exec(repo, ["update-ref", "-d", self._tracking], {}, network=False)
+        elif self._has_commit(repo, head):
+            self._run(repo, ["update-ref", self._tracking, head], env={}, what="reset to")
+        else:
+            self._run(
+                repo, ["fetch", "--no-tags", "origin", f"+refs/heads/{self.branch}:{self._tracking}"],
+                env=env, what="fetch", network=True,
+            )
+            head = self._run(repo, ["rev-parse", self._tracking], env={}, what="fetch").strip()
+        self._synced, self._has_synced = head, True
+        return head
+
+    @staticmethod
+    def _has_commit(repo: Repo, sha: str) -> bool:
+        try:
+            return repo.odb.info(bytes.fromhex(sha)).type == b"commit"
+        except (BadObject, ValueError):
+            return False
+
+    def _push(self, repo: Repo, env: dict[str, str], commit: str) -> bool:
+        """Push `commit` to the branch (never forced). False if rejected because the branch moved."""
+        status, out, err = self._exec(
+            repo, ["push", "--porcelain", "origin", f"{commit}:refs/heads/{self.branch}"], env, network=True
+        )
+        for line in out.splitlines():
+            if line.startswith("!\t"):
+                outcome = line.split("\t", 2)[-1].lower()
+                if "[rejected]" in outcome or (
+                    "[remote rejected]" in outcome and any(s in outcome for s in _RETRYABLE_REMOTE_REJECTIONS)
+                ):
+                    return False
+                raise StateStoreError(f"push to {self.remote.url} (branch {self.branch}) refused: {outcome}")
+        if status != 0:
+            raise StateStoreError(self._describe_failure("push to", err))
+        return True
+
+    # -- building the new tree ----------------------------------------------------------
+
+    def _plan(self, repo: Repo, changes: NormalisedChanges) -> _Node:
+        """The change set as a tree of touched paths, with the new blobs stored in the cache."""
+        root = _Node()
+        for prefix in changes.delete_prefixes:
+            root.at(prefix).clear = True
+        for path in changes.deletes:
+            root.at(path).delete = True
+        for path, content in changes.puts.items():
+            node = root.at(path)
+            if node.children:
+                raise ValueError(f"state store path {path!r} is written both as a file and as a directory")
+            node.blob = repo.odb.store(IStream(b"blob", len(content), BytesIO(content))).binsha
+        for path in changes.puts:
+            parent = path.rpartition("/")[0]
+            while parent:
+                if root.at(parent).blob is not None:
+                    raise ValueError(f"state store path {parent!r} is written both as a file and as a directory")
+                parent = parent.rpartition("/")[0]
+        return root
+
+    def _build(self, repo: Repo, head: str | None, plan: _Node) -> tuple[str, str, list[_Change]]:
+        """(old root tree, new root tree, files changed) for `plan` applied on `head`."""
+        old_tree = repo.commit(head).tree.hexsha if head else EMPTY_TREE
+        new = self._write_tree(repo, None if old_tree == EMPTY_TREE else bytes.fromhex(old_tree), plan)
+        new_tree = new.hex() if new else EMPTY_TREE
+        if new_tree == old_tree:
+            return old_tree, new_tree, []
+        out = self._run(
+            repo, ["diff-tree", "-r", "-z", "--no-renames", old_tree, new_tree], env={}, what="compare trees of"
+        )
+        return old_tree, new_tree, _parse_raw_diff(out)
+
+    def _write_tree(self, repo: Repo, base: bytes | None, node: _Node) -> bytes | None:
+        """The id of `base` with `node`'s changes (None if the result is empty). Recursive."""
+        entries: dict[str, tuple[bytes, int]] = {}
+        if base is not None and not node.clear:
+            data = repo.odb.stream(base).read()
+            entries = {name: (sha, mode) for sha, mode, name in tree_entries_from_data(data)}
+        for name, child in node.children.items():
+            old = entries.get(name)
+            if child.blob is not None:
+                entries[name] = (child.blob, FILE_MODE)
+            elif child.children or child.clear:
+                sub_base = old[0] if old and old[1] == TREE_MODE else None
+                sub = self._write_tree(repo, sub_base, child)
+                if sub is not None:
+                    entries[name] = (sub, TREE_MODE)
+                elif old and old[1] == TREE_MODE:
+                    del entries[name]
+            elif child.delete and old and old[1] != TREE_MODE:
+                del entries[name]
+        if not entries:
+            return None
+        items = sorted(((sha, mode, name) for name, (sha, mode) in entries.items()), key=_sort_key)
+        buf = BytesIO()
+        tree_to_stream(items, buf.write)
+        data = buf.getvalue()
+        return repo.odb.store(IStream(b"tree", len(data), BytesIO(data))).binsha
+
+
+def _parse_raw_diff(out: str) -> list[_Change]:
+    """`git diff-tree -r -z` raw output -> changes (type changes count as modifications)."""
+    fields = out.split("\0")
+    changes: list[_Change] = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(":"):
+            continue
+        _old_mode, _new_mode, old, new, status = meta[1:].split()
+        action: Literal["add", "modify", "remove"] = (
+            "add" if status[0] == "A" else "remove" if status[0] == "D" else "modify"
+        )
+        changes.append(
+            _Change(path, action, None if action == "add" else old, None if action == "remove" else new)
+        )
+    return changes
+
+
+def _split(diff: list[_Change]) -> tuple[list[str], list[str], list[str]]:
+    by = {a: sorted(c.path for c in diff if c.action == a) for a in ("add", "modify", "remove")}
+    return by["add"], by["modify"], by["remove"]
