@@ -1,0 +1,166 @@
+"""The runner interface: what a pipeline run takes and gives back, and the Kratix environment.
+
+A `Runner` executes one Pipeline (contract §1.2) for one object: writes object.yaml, runs the
+containers in order with the `KRATIX_*` variables of §1.4, and returns what they produced
+(§1.5 metadata, §1.6 output) already read, checked and grouped. `runners/docker.py` is the
+Docker implementation; `runners/workflow.py` chains pipelines into workflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.model import KRATIX_GROUP, Container, Pipeline, Promise, ResourceRequest, WorkloadGroup
+from bot.settings import RunnerSettings, parse_duration
+from bot.status_merge import WorkflowControl
+
+TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
+RUN_LABEL = "promisebot.run"
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+
+
+class PipelineSpecError(ValueError):
+    """A Pipeline's container spec uses something promisebot cannot run (e.g. env valueFrom)."""
+
+
+@dataclass(slots=True)
+class PipelineJob:
+    """One pipeline run for one object.
+
+    `env` holds the eleven KRATIX_* variables in Kratix's order (`kratix_env`); `obj` is the
+    full object written as /kratix/input/object.yaml (§1.3); `promise_selectors` are the
+    Promise's squashed destinationSelectors added to the default workload group (§1.6).
+    """
+
+    pipeline: Pipeline
+    wtype: str  # "promise" | "resource"
+    action: str  # "configure" | "delete"
+    obj: dict[str, Any]
+    env: list[tuple[str, str]]
+    settings: RunnerSettings
+    is_last: bool = True
+    timeout_seconds: float | None = None  # None: settings.timeout_seconds
+    promise_selectors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.timeout_seconds if self.timeout_seconds is None else self.timeout_seconds
+
+
+@dataclass(slots=True)
+class ContainerResult:
+    name: str
+    image: str
+    exit_code: int | None  # None: never ran to completion (not started, timed out, error)
+    logs: str = ""  # stdout+stderr, at most settings.max_log_bytes (the tail is kept)
+    oom_killed: bool = False
+    timed_out: bool = False
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    """What one pipeline produced. For delete, `groups` is always empty (§1.2: output ignored)."""
+
+    pipeline: str
+    succeeded: bool
+    error: str | None = None
+    containers: list[ContainerResult] = field(default_factory=list)
+    groups: list[WorkloadGroup] = field(default_factory=list)
+    output_files: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
+    metadata_files: dict[str, bytes] = field(default_factory=dict)  # everything in /kratix/metadata
+    object_yaml: bytes = b""  # /kratix/input/object.yaml as given
+    status: dict[str, Any] | None = None  # incoming status.yaml, checked (§1.5b); None: no file
+    status_warnings: list[str] = field(default_factory=list)
+    control: WorkflowControl = field(default_factory=WorkflowControl)
+    duration_seconds: float = 0.0
+
+    @property
+    def timed_out(self) -> bool:
+        return any(c.timed_out for c in self.containers)
+
+
+class Runner(Protocol):
+    def run(self, job: PipelineJob) -> PipelineResult: ...
+
+
+def kratix_env(promise: Promise, pipeline: Pipeline, wtype: str, action: str,
+               request: ResourceRequest | None = None) -> list[tuple[str, str]]:
+    """The eleven KRATIX_* variables with the values of §1.4, in Kratix's order
+    (`defaultEnvVars`). Resource workflows need the request; KRATIX_DRY_RUN is never set."""
+    if wtype == "promise":
+        kind, group, version, name, namespace = "Promise", KRATIX_GROUP, "v1alpha1", promise.name, ""
+        plural, cluster_scoped = "promises", True
+    else:
+        if request is None:
+            raise ValueError("a resource workflow needs the Resource request")
+        api = promise.api
+        kind, group, name, namespace = request.kind, request.group, request.name, request.namespace
+        version = request.api_version.rsplit("/", 1)[-1]
+        plural = api.plural if api else ""
+        cluster_scoped = bool(api and api.scope == "Cluster")
+    return [
+        ("KRATIX_WORKFLOW_ACTION", action),
+        ("KRATIX_WORKFLOW_TYPE", wtype),
+        ("KRATIX_PROMISE_NAME", promise.name),
+        ("KRATIX_PIPELINE_NAME", pipeline.name),
+        ("KRATIX_OBJECT_KIND", kind),
+        ("KRATIX_OBJECT_GROUP", group),
+        ("KRATIX_OBJECT_VERSION", version),
+        ("KRATIX_OBJECT_NAME", name),
+        ("KRATIX_OBJECT_NAMESPACE", namespace),
+        ("KRATIX_CRD_PLURAL", plural),
+        ("KRATIX_CLUSTER_SCOPED", "true" if cluster_scoped else "false"),
+    ]
+
+
+def pipeline_timeout(promise: Promise, settings: RunnerSettings) -> float:
+    """settings.timeout_seconds, or the Promise's `promisebot.io/pipeline-timeout` Go duration."""
+    text = promise.annotations.get(TIMEOUT_ANNOTATION)
+    if text is None:
+        return settings.timeout_seconds
+    try:
+        seconds = parse_duration(str(text))
+    except ValueError as exc:
+        raise PipelineSpecError(f"{promise.source}: metadata.annotations[{TIMEOUT_ANNOTATION}]: {exc}") from None
+    if seconds <= 0:
+        raise PipelineSpecError(f"{promise.source}: metadata.annotations[{TIMEOUT_ANNOTATION}]: must be positive")
+    return seconds
+
+
+def container_env(job: PipelineJob, index: int) -> list[str]:
+    """KRATIX_* first, then the container's own `env` (value only), as Docker "K=V" strings."""
+    container = job.pipeline.containers[index]
+    env = [f"{k}={v}" for k, v in job.env]
+    for i, item in enumerate(container.env):
+        where = f"{job.pipeline.source}: pipeline {job.pipeline.name!r} container {container.name!r} env[{i}]"
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise PipelineSpecError(f"{where}: needs a name")
+        if "valueFrom" in item:
+            raise PipelineSpecError(f"{where} ({name}): valueFrom is not supported by promisebot; use value")
+        value = item.get("value", "")
+        env.append(f"{name}={'' if value is None else _env_text(value)}")
+    return env
+
+
+def working_dir(pipeline: Pipeline, index: int) -> str | None:
+    """The container's workingDir (from the model, else the raw Pipeline spec)."""
+    container: Container = pipeline.containers[index]
+    if container.working_dir:
+        return container.working_dir
+    raw = (pipeline.spec.get("containers") or [])
+    if index < len(raw) and isinstance(raw[index], dict) and isinstance(raw[index].get("workingDir"), str):
+        return raw[index]["workingDir"] or None
+    return None
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,321 @@
+"""The Docker runner: one Kratix pipeline (contract §1.2) on a Docker engine.
+
+Talks to the engine named by DOCKER_HOST (or the local socket) through the Docker SDK, with
+no host bind mounts, so promisebot can itself run in a container or use a remote engine:
+
+* three named volumes per run stand in for Kratix's emptyDirs `/kratix/input`,
+  `/kratix/output`, `/kratix/metadata`;
+* a *holder* container is created (never started) from a tiny local image holding the three
+  directories (mode 0777 like an emptyDir); Docker copies those directories into the empty
+  volumes, object.yaml goes in with `put_archive`, and at the end a single `get_archive` of
+  `/kratix` reads output and metadata back as a tar stream (`runners/outputs.py`);
+* user containers run in order, each mounting input read-only and output/metadata read-write,
+  with the eleven KRATIX_* variables then their own `env`; the first non-zero exit stops the run.
+
+Safety: wall-clock deadline per pipeline, memory/CPU/pids limits, never privileged, all
+capabilities dropped, no-new-privileges, configurable network, bounded logs. Every container
+and volume is named after the run and labelled `promisebot.run=<id>`, and removed on success,
+failure, timeout and interruption (`abort` removes those of runs still in progress).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import requests
+import yaml
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig, Mount
+from docker.utils import parse_repository_tag
+
+from bot.status_merge import StatusError
+from bot.workloads import SelectorsError, group_workloads
+from runners.base import (
+    PULL_POLICIES,
+    RUN_LABEL,
+    ContainerResult,
+    PipelineJob,
+    PipelineResult,
+    PipelineSpecError,
+    container_env,
+    working_dir,
+)
+from runners.outputs import Limits, OutputRejected, parse_metadata, read_kratix_archive
+
+HOLDER_IMAGE = "promisebot/kratix-dirs:1"
+KRATIX_DIRS = {"input": "/kratix/input", "output": "/kratix/output", "metadata": "/kratix/metadata"}
+PIDS_LIMIT = 1024
+METADATA_MAX_BYTES = 10 * 1024 * 1024
+METADATA_MAX_FILES = 1000
+
+
+class RunnerAborted(RuntimeError):
+    """The runner was aborted (interruption); no new pipeline starts."""
+
+
+class ImageError(RuntimeError):
+    """An image is missing or cannot be pulled under its imagePullPolicy."""
+
+
+class DockerRunner:
+    """`Runner` on a Docker engine. Thread-safe: the pool runs several pipelines at once."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.from_env()
+        self._lock = threading.Lock()
+        self._active: dict[str, list[tuple[str, str]]] = {}  # run id -> [(kind, name)] to remove
+        self._aborted = False
+        self._holder_ready = False
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self, job: PipelineJob) -> PipelineResult:
+        run_id = uuid.uuid4().hex[:12]
+        result = PipelineResult(pipeline=job.pipeline.name, succeeded=False)
+        started = time.monotonic()
+        with self._lock:
+            if self._aborted:
+                raise RunnerAborted("the runner was aborted")
+            self._active[run_id] = []
+        try:
+            self._run(job, run_id, result, started + job.timeout)
+        except (PipelineSpecError, ImageError, OutputRejected, StatusError, SelectorsError) as exc:
+            result.succeeded, result.error = False, str(exc)
+        except (APIError, DockerException, requests.RequestException) as exc:
+            if self._aborted:
+                raise RunnerAborted("the runner was aborted") from exc
+            result.succeeded, result.error = False, f"Docker engine error: {_explain(exc)}"
+        finally:
+            self._cleanup(run_id)
+            result.duration_seconds = time.monotonic() - started
+        return result
+
+    def abort(self) -> None:
+        """Remove the containers and volumes of every run in progress; refuse new runs.
+        Called on interruption, from any thread."""
+        with self._lock:
+            self._aborted = True
+            run_ids = list(self._active)
+        for run_id in run_ids:
+            self._cleanup(run_id)
+
+    # -- one pipeline -------------------------------------------------------------------------
+
+    def _run(self, job: PipelineJob, run_id: str, result: PipelineResult, deadline: float) -> None:
+        pipeline = job.pipeline
+        if not pipeline.containers:
+            raise PipelineSpecError(f"{pipeline.source}: pipeline {pipeline.name!r} has no containers")
+        envs = [container_env(job, i) for i in range(len(pipeline.containers))]
+        for c in pipeline.containers:
+            self._ensure_image(c.image, c.image_pull_policy)
+        self._ensure_holder_image()
+
+        labels = {RUN_LABEL: run_id}
+        volumes = {key: f"pb-{run_id}-{key}" for key in KRATIX_DIRS}
+        for name in volumes.values():
+            self._track(run_id, "volume", name)
+            self.client.api.create_volume(name=name, labels=labels)
+        holder = f"pb-{run_id}-holder"
+        self._track(run_id, "container", holder)
+        self.client.api.create_container(
+            HOLDER_IMAGE, name=holder, labels=labels, network_disabled=True,
+            host_config=self.client.api.create_host_config(
+                mounts=[Mount(path, volumes[key], type="volume") for key, path in KRATIX_DIRS.items()]),
+        )
+        result.object_yaml = yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False).encode()
+        self.client.api.put_archive(holder, KRATIX_DIRS["input"], _tar({"object.yaml": result.object_yaml}))
+
+        mounts = [Mount(path, volumes[key], type="volume", read_only=key == "input", no_copy=True)
+                  for key, path in KRATIX_DIRS.items()]
+        for index, container in enumerate(pipeline.containers):
+            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline)
+            result.containers.append(outcome)
+            if not outcome.succeeded:
+                result.error = f"container {container.name!r}: {outcome.error or f'exited with code {outcome.exit_code}'}"
+                return
+
+        settings = job.settings
+        stream, _ = self.client.api.get_archive(holder, "/kratix")
+        output_limits = Limits(settings.max_output_bytes, settings.max_output_files)
+        out, meta = read_kratix_archive(stream, output_limits if job.action == "configure" else None,
+                                        Limits(METADATA_MAX_BYTES, METADATA_MAX_FILES))
+        result.metadata_files = meta.files
+        metadata = parse_metadata(meta, job.wtype, job.action, METADATA_MAX_BYTES)
+        result.status, result.status_warnings, result.control = (
+            metadata.status, metadata.status_warnings, metadata.control)
+        if job.action == "configure":
+            result.output_files = out.files
+            result.groups = group_workloads(out.files, out.directories, metadata.selectors,
+                                            job.promise_selectors, job.wtype)
+        result.succeeded = True
+
+    def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
+                       mounts: list[Mount], deadline: float) -> ContainerResult:
+        spec = job.pipeline.containers[index]
+        settings = job.settings
+        outcome = ContainerResult(name=spec.name, image=spec.image, exit_code=None)
+        name = f"pb-{run_id}-{index}"
+        log_cap = max(settings.max_log_bytes, 65536)
+        self._track(run_id, "container", name)
+        self.client.api.create_container(
+            spec.image,
+            name=name,
+            command=spec.args,  # Kubernetes args -> Docker CMD, command -> ENTRYPOINT
+            entrypoint=spec.command,
+            environment=env,
+            working_dir=working_dir(job.pipeline, index),
+            labels={RUN_LABEL: run_id},
+            host_config=self.client.api.create_host_config(
+                mounts=mounts,
+                mem_limit=settings.memory_bytes,
+                memswap_limit=settings.memory_bytes,
+                nano_cpus=int(settings.cpus * 1e9),
+                pids_limit=PIDS_LIMIT,
+                privileged=False,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                network_mode=settings.network,
+                log_config=LogConfig(type="json-file", config={"max-size": str(log_cap), "max-file": "2"}),
+            ),
+        )
+        self._check_aborted()
+        self.client.api.start(name)
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise requests.exceptions.ReadTimeout()
+            self.client.api.wait(name, timeout=remaining)
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            self._check_aborted()
+            self.client.api.kill(name)
+            self.client.api.wait(name, timeout=30)
+            outcome.timed_out = True
+            outcome.error = f"timed out: the pipeline exceeded its {job.timeout:g}s wall-clock limit"
+        self._check_aborted()
+        state = self.client.api.inspect_container(name)["State"]
+        outcome.exit_code = state.get("ExitCode")
+        outcome.logs = self._logs(name, settings.max_log_bytes)
+        if state.get("OOMKilled") and not outcome.timed_out:
+            outcome.oom_killed = True
+            outcome.error = (f"killed: out of memory (exceeded the {settings.memory_bytes}-byte memory limit, "
+                             f"exit code {outcome.exit_code})")
+        self.client.api.remove_container(name, force=True)
+        self._untrack(run_id, "container", name)
+        return outcome
+
+    def _logs(self, name: str, limit: int) -> str:
+        """stdout+stderr, keeping the last `limit` bytes."""
+        kept = bytearray()
+        dropped = 0
+        for chunk in _chunks(self.client.api.logs(name, stdout=True, stderr=True, stream=True, follow=False)):
+            kept += chunk
+            if len(kept) > 2 * limit:
+                dropped += len(kept) - limit
+                del kept[: len(kept) - limit]
+        if len(kept) > limit:
+            dropped += len(kept) - limit
+            del kept[: len(kept) - limit]
+        text = kept.decode("utf-8", errors="replace")
+        return f"[... {dropped} earlier bytes of logs dropped]\n{text}" if dropped else text
+
+    # -- images -------------------------------------------------------------------------------
+
+    def _ensure_image(self, image: str, policy: str) -> None:
+        if policy not in PULL_POLICIES:
+            raise ImageError(f"image {image!r}: unknown imagePullPolicy {policy!r} "
+                             f"(expected one of {', '.join(PULL_POLICIES)})")
+        if policy != "Always":
+            try:
+                self.client.api.inspect_image(image)
+                return
+            except ImageNotFound:
+                if policy == "Never":
+                    raise ImageError(f"image {image!r} is not present on the Docker engine and its "
+                                     "imagePullPolicy is Never") from None
+        repo, tag = parse_repository_tag(image)
+        try:
+            self.client.api.pull(repo, tag=tag or "latest")
+        except (APIError, DockerException, requests.RequestException) as exc:
+            raise ImageError(f"cannot pull image {image!r} (imagePullPolicy {policy}): {_explain(exc)}") from None
+
+    def _ensure_holder_image(self) -> None:
+        """Import the tiny image holding /kratix/{input,output,metadata} (no binaries) once."""
+        with self._lock:
+            if self._holder_ready:
+                return
+            try:
+                self.client.api.inspect_image(HOLDER_IMAGE)
+            except ImageNotFound:
+                repo, tag = parse_repository_tag(HOLDER_IMAGE)
+                dirs = {"kratix/": 0o755, "kratix/input/": 0o755, "kratix/output/": 0o777,
+                        "kratix/metadata/": 0o777}
+                self.client.api.import_image_from_data(_tar({}, dirs), repository=repo, tag=tag,
+                                                       changes=['CMD ["/nothing"]'])
+            self._holder_ready = True
+
+    # -- bookkeeping for cleanup --------------------------------------------------------------
+
+    def _track(self, run_id: str, kind: str, name: str) -> None:
+        """Record a resource before creating it, so an interruption mid-call still removes it."""
+        with self._lock:
+            if self._aborted:
+                raise RunnerAborted("the runner was aborted")
+            self._active[run_id].append((kind, name))
+
+    def _untrack(self, run_id: str, kind: str, name: str) -> None:
+        with self._lock:
+            self._active[run_id].remove((kind, name))
+
+    def _check_aborted(self) -> None:
+        if self._aborted:
+            raise RunnerAborted("the runner was aborted")
+
+    def _cleanup(self, run_id: str) -> None:
+        with self._lock:
+            items = self._active.pop(run_id, [])
+        for kind, name in sorted(items, key=lambda item: item[0] != "container"):  # containers first
+            for attempt in (1, 2):
+                try:
+                    if kind == "container":
+                        self.client.api.remove_container(name, force=True)
+                    else:
+                        self.client.api.remove_volume(name, force=True)
+                    break
+                except NotFound:
+                    break
+                except (APIError, requests.RequestException):  # e.g. removal already in progress
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.5)
+
+
+def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, mode in (dirs or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o444, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    if isinstance(stream, bytes):
+        yield stream
+    else:
+        yield from stream
+
+
+def _explain(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
