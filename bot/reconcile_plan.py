@@ -1,0 +1,120 @@
+"""Which workflows one reconcile runs, and why (contract §1.7, §4.1-§4.7). Pure: no I/O.
+
+An object's configure workflow runs when the cache key of what determines its output differs
+from the key recorded in bookkeeping (Promise spec, request spec, pipeline images — label-only
+edits never re-run, §1.7), when `kratix.io/manual-reconciliation: "true"` newly appears, when a
+suspended workflow's `nextRetryAt` has passed (§1.5c), or when its last run is older than the
+reconcile interval (§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.bookkeeping import ObjectRecord
+from bot.model import Promise, Ref, ResourceRequest
+from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true
+
+CREATED = "created"
+SPEC_CHANGED = "spec changed"
+MANUAL = "manual reconciliation"
+RETRY_DUE = "retry due"
+PERIODIC = "periodic reconcile"
+DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class Task:
+    """One workflow run: object, workflow type/action, why, and where to resume."""
+
+    ref: Ref
+    promise: Promise
+    wtype: str  # "promise" | "resource"
+    action: str  # "configure" | "delete"
+    reason: str
+    cache_key: str
+    request: ResourceRequest | None = None
+    body: dict[str, Any] | None = None  # a deleted object's last known body
+    start_at: int = 0  # index of the pipeline to resume from (§1.5c)
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref} {self.wtype}.{self.action} ({self.reason})"
+
+
+@dataclass(slots=True)
+class Plan:
+    promise_tasks: list[Task] = field(default_factory=list)
+    request_tasks: list[Task] = field(default_factory=list)
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _images(promise: Promise, wtype: str, action: str) -> list[str]:
+    return [c.image for p in promise.pipelines(wtype, action) for c in p.containers]
+
+
+def promise_cache_key(promise: Promise) -> str:
+    """What determines a Promise's dependency outputs: its spec (which holds the static
+    dependencies and the pipelines) and the pipeline images (§1.7)."""
+    return _digest("promise", promise.spec, _images(promise, "promise", "configure"))
+
+
+def request_cache_key(promise: Promise, req: ResourceRequest) -> str:
+    """What determines a request's outputs: the Promise spec (a Promise update re-runs every
+    request, §4.2), the request spec and the resource pipeline images (§1.7)."""
+    return _digest("resource", promise.spec, req.spec, _images(promise, "resource", "configure"))
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def configure_reason(
+    key: str,
+    labels: dict[str, str],
+    record: ObjectRecord | None,
+    *,
+    now: datetime,
+    interval_seconds: float,
+    periodic: bool,
+) -> tuple[str | None, int]:
+    """(why the configure workflow runs, pipeline index to start at), or (None, 0) to skip.
+
+    The manual-reconciliation label triggers once per appearance: promisebot cannot remove it
+    from Git as Kratix does, so the record remembers it ran for it (`data.manualSeen`).
+    """
+    manual = is_true(labels, MANUAL_RECONCILIATION_LABEL)
+    if record is None or record.cache_key is None and not record.resume:
+        return CREATED, 0
+    if manual and not record.data.get("manualSeen"):
+        return MANUAL, 0
+    resume = record.resume
+    if resume:
+        if resume.get("cacheKey") != key:
+            return SPEC_CHANGED, 0
+        due = parse_time(resume.get("nextRetryAt"))
+        if due is not None and due <= now:
+            return RETRY_DUE, int(resume.get("pipeline", 0))
+        return None, 0  # suspended: waits for its retry time, a spec change or a manual reconcile
+    if record.cache_key != key:
+        return SPEC_CHANGED, 0
+    last = parse_time(record.last_run)
+    if periodic and (last is None or (now - last).total_seconds() >= interval_seconds):
+        return PERIODIC, 0
+    return None, 0
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
