@@ -159,7 +159,9 @@ def test_resource_group_goes_to_exactly_one_destination_by_stable_hash():
 
 def test_resource_pick_is_spread_over_destinations():
     ds = dests(*(dest(f"worker-{i}") for i in range(4)))
-    picked = {schedule([rr_work(group("."), name=f"req-{i}")], ds, []).placements[0].destination for i in range(60)}
+    picked = {
+        schedule([rr_work(group("."), name=f"req-{i}")], ds, []).placements[0].destination for i in range(60)
+    }
     assert picked == set(ds)
 
 
@@ -246,7 +248,9 @@ def test_unmatched_group_is_pending_and_other_groups_still_land():
     assert len(s.pending) == 1
     p = s.pending[0]
     assert (p.work_key, p.group_id) == (w.key, ROOT_ID)
-    assert p.message == f'waiting for a destination with labels {{env: prod}} for workload group "." ({ROOT_ID})'
+    assert (
+        p.message == f'waiting for a destination with labels {{env: prod}} for workload group "." ({ROOT_ID})'
+    )
 
 
 def test_pending_message_lists_all_needed_labels_sorted():
