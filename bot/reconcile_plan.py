@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.bookkeeping import ObjectRecord
+from bot.changes import spec_hash
 from bot.model import Promise, Ref, ResourceRequest
 from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true
 
@@ -61,15 +62,15 @@ def _images(promise: Promise, wtype: str, action: str) -> list[str]:
 
 
 def promise_cache_key(promise: Promise) -> str:
-    """What determines a Promise's dependency outputs: its spec (which holds the static
-    dependencies and the pipelines) and the pipeline images (§1.7)."""
-    return _digest("promise", promise.spec, _images(promise, "promise", "configure"))
+    """What determines a Promise's dependency outputs: Kratix's spec hash (the spec holds the
+    static dependencies and the pipelines, §1.7) and the pipeline images."""
+    return _digest("promise", spec_hash(promise), _images(promise, "promise", "configure"))
 
 
 def request_cache_key(promise: Promise, req: ResourceRequest) -> str:
-    """What determines a request's outputs: the Promise spec (a Promise update re-runs every
-    request, §4.2), the request spec and the resource pipeline images (§1.7)."""
-    return _digest("resource", promise.spec, req.spec, _images(promise, "resource", "configure"))
+    """What determines a request's outputs: Kratix's spec hash of Promise and request (so a
+    Promise update re-runs every request, §4.2) and the resource pipeline images (§1.7)."""
+    return _digest("resource", spec_hash(promise, req), _images(promise, "resource", "configure"))
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-
-from runners.base import Runner
-from runners.workflow import run_workflow
 
 from bot.bookkeeping import ObjectRecord, bounded_logs, now_iso
 from bot.model import Work
@@ -25,6 +21,9 @@ from bot.objects import promise_object, request_object
 from bot.reconcile_plan import Task, now_utc
 from bot.reconcile_status import CONFIGURE_COMPLETED, set_condition
 from bot.settings import RunnerSettings
+from runners.base import Runner
+from runners.pool import run_bounded
+from runners.workflow import run_workflow
 
 CRASH_ENV = "PROMISEBOT_CRASH_AT"
 """Test hook (docs/reconciler.md): `after-pipelines` or `after-store-write` makes the process
@@ -66,7 +65,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
         obj = request_object(task.request, status)
     out = Outcome(task)
     try:
-        result = run_workflow(runner, task.promise, task.wtype, task.action, obj, settings,
+        result = run_workflow(runner, task.promise, obj, task.wtype, task.action, settings,
                               request=task.request, start_at=task.start_at)
     except Exception as exc:  # noqa: BLE001 - one object's crash must not stop the others
         out.error = f"{type(exc).__name__}: {exc}"
@@ -81,7 +80,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     out.failed_pipeline = result.failed_pipeline
     out.status = result.status
     out.works = list(result.works)
-    out.resume_at = result.resume_index
+    out.resume_at = result.resume_index or 0
     if result.retry_after_seconds is not None:
         out.next_retry_at = (now_utc() + timedelta(seconds=result.retry_after_seconds)).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
@@ -102,18 +101,18 @@ def run_tasks(
     tasks: list[tuple[Task, dict[str, Any]]],
     on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Run every (task, current status) with at most `settings.parallelism` at once."""
-    if not tasks:
-        return []
-    outcomes: list[Outcome] = []
-    with ThreadPoolExecutor(max_workers=max(1, settings.parallelism)) as pool:
-        futures = [pool.submit(_run_one, runner, settings, task, status) for task, status in tasks]
-        for future in futures:
-            outcome = future.result()
-            outcomes.append(outcome)
+    """Run every (task, current status) with at most `settings.parallelism` at once; on an
+    interruption the runner's containers are cleaned up (runners/pool.py)."""
+
+    def job(task: Task, status: dict[str, Any]) -> Callable[[], Outcome]:
+        def go() -> Outcome:
+            outcome = _run_one(runner, settings, task, status)
             if on_done:
                 on_done(outcome)
-    return outcomes
+            return outcome
+        return go
+
+    return run_bounded(runner, [job(t, s) for t, s in tasks], settings.parallelism)  # type: ignore[arg-type]
 
 
 def fold_configure(record: ObjectRecord, outcome: Outcome, works: dict[str, Work]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from typing import Any
 
 from bot import layout
 from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementRecord, work_digest
-from bot.model import DESTINATION, PROMISE, Placement, Platform, Ref, Work
+from bot.changes import detect_changes, due_for_periodic
+from bot.model import DESTINATION, PROMISE, Placement, Ref, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform
 from bot.reconcile_plan import (
@@ -124,19 +126,6 @@ def reconcile(
     return report
 
 
-def _body_changes(before: Platform, after: Platform) -> set[Ref]:
-    """Refs created, deleted or whose body changed between two snapshots (candidates only:
-    whether a workflow runs is decided by cache keys)."""
-    out: set[Ref] = set()
-    for old, new in ((before.promises, after.promises), (before.destinations, after.destinations),
-                     (before.requests, after.requests), (before.state_stores, after.state_stores)):
-        for key in set(old) | set(new):
-            a, b = old.get(key), new.get(key)
-            if a is None or b is None or a.body != b.body:
-                out.add((a or b).ref)  # type: ignore[union-attr]
-    return out
-
-
 def _ref_json(ref: Ref) -> list[str]:
     return [ref.kind, ref.namespace, ref.name]
 
@@ -154,9 +143,10 @@ class _Run:
         self.from_sha = rev_parse(repo, from_rev) if from_rev else self.bk.meta.get("revision")
         self.now = now_utc()
         last_full = parse_time(self.bk.meta.get("lastFullReconcile"))
-        self.periodic = last_full is None or (
-            (self.now - last_full).total_seconds() >= self.settings.reconcile_interval_seconds)
-        self.full = full or not self.from_sha or self.periodic
+        periodic = due_for_periodic(last_full.timestamp() if last_full else None, self.now.timestamp(),
+                                    self.settings.reconcile_interval_seconds)
+        self.periodic = periodic or not self.from_sha
+        self.full = full or self.periodic
         self.records: dict[Ref, ObjectRecord] = {}
         self.works: dict[Ref, dict[str, Work]] = {}  # current Works of touched objects
         self.old_digests: dict[Ref, dict[str, str]] = {}
@@ -191,7 +181,9 @@ class _Run:
         if self.full:
             return None
         before = load_platform(GitTreeSource(self.repo, self.from_sha), self.settings)
-        refs = _body_changes(before, self.after)
+        changes = detect_changes(before, self.after)
+        refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations)
+                for c in group}
         refs |= {Ref(k, n, ns) for k, ns, n in self.bk.meta.get("attention") or []}
         return refs
 
@@ -231,13 +223,14 @@ class _Run:
     def _execute(self, tasks: list[Task]) -> None:
         if not tasks:
             return
-        total, done = len(tasks), 0
+        total, done, lock = len(tasks), 0, threading.Lock()
 
         def on_done(outcome: Outcome) -> None:
             nonlocal done
-            done += 1
-            if self.progress:
-                self.progress(outcome.task.label, done, total)
+            with lock:
+                done += 1
+                if self.progress:
+                    self.progress(outcome.task.label, done, total)
 
         statuses = [(t, self.record(t.ref).status) for t in tasks]
         for outcome in run_tasks(self.runner, self.settings.runner, statuses, on_done):
@@ -356,10 +349,8 @@ class _Run:
     def _plan_requests(self, candidates: set[Ref] | None, available: set[str], blocked: set[str],
                        failed_promise_deletes: set[str]) -> list[Task]:
         tasks: list[Task] = []
-        # A Promise spec change re-runs all its requests (§4.2): their cache keys include it.
-        rerun_promises = {r.name for r in candidates or () if r.kind == PROMISE}
         for req in sorted(self.after.requests.values(), key=lambda r: r.ref):
-            if candidates is not None and req.ref not in candidates and req.promise not in rerun_promises:
+            if candidates is not None and req.ref not in candidates:
                 continue
             promise = self.after.promises.get(req.promise)
             if promise is None:
@@ -642,7 +633,7 @@ class _Run:
                     self.bk.delete_work(key)
         meta: dict[str, Any] = {"revision": self.to_sha,
                                 "attention": sorted(_ref_json(r) for r in self.attention - self.deleted)}
-        if self.full:
+        if self.periodic:  # an explicit --all does not move the periodic clock: no commit when unchanged
             meta["lastFullReconcile"] = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         self.bk.set_meta(**meta)
         trailers = {EVENT_TRAILER: f"reconcile {self.to_sha[:12]}"}
