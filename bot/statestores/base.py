@@ -104,11 +104,6 @@ def normalise_path(path: str, *, directory: bool = False) -> str:
     return posixpath.join(*parts)
 
 
-def under(path: str, prefix: str) -> bool:
-    """Whether `path` is inside the directory `prefix` ("" = the root)."""
-    return not prefix or path.startswith(prefix + "/")
-
-
 @dataclass(slots=True)
 class NormalisedChanges:
     """A `FileChanges` with checked paths; explicit deletes of files also put are dropped."""
@@ -126,7 +121,20 @@ class NormalisedChanges:
 
     def removes(self, path: str) -> bool:
         """Whether an existing file at `path` goes (explicitly, or by a delete prefix) unless put."""
-        return path in self.deletes or any(under(path, p) for p in self.delete_prefixes)
+        return path in self.deletes or any(d in self.delete_prefixes for d in ancestors(path))
+
+    def outermost_prefixes(self) -> list[str]:
+        """The delete prefixes not inside another one, sorted."""
+        return sorted(p for p in self.delete_prefixes if not any(a in self.delete_prefixes for a in ancestors(p)))
+
+
+def ancestors(path: str) -> list[str]:
+    """The directories containing `path`, innermost first, ending with the root ""."""
+    out = []
+    while path:
+        path = path.rpartition("/")[0]
+        out.append(path)
+    return out
 
 
 def check_trailers(trailers: dict[str, str]) -> None:

@@ -72,13 +72,11 @@ _AUTH_FAILURES = (
     "authentication failed",
     "could not read username",
     "could not read password",
-    "http 401",
-    "http 403",
     "returned error: 401",
-    "returned error: 403",
-    "permission denied",
+    "permission denied (publickey",
     "host key verification failed",
 )
+_PERMISSION_FAILURES = ("returned error: 403", "permission denied")
 _RETRYABLE_REMOTE_REJECTIONS = ("lock", "failed to update ref", "incorrect old value")
 _ASKPASS_SCRIPT = """#!/bin/sh
 # promisebot GIT_ASKPASS helper: answers from the git process's environment, holds no secret.
@@ -377,11 +375,15 @@ class GitStateStoreWriter:
         detail = " ".join(line.strip() for line in stderr.splitlines() if line.strip())[-600:]
         detail = redact(detail, self._secret_values)
         where = f"{what} {self.remote.url} (branch {self.branch})"
-        if self.remote.transport != "local" and any(marker in detail.lower() for marker in _AUTH_FAILURES):
+        lower = detail.lower()
+        if self.remote.transport != "local":
             ref = self.store.secret_ref
             keys = "sshPrivateKey/knownHosts" if self.auth_method == SSH_AUTH else "username/password"
             secret = f"secret {ref.namespace}/{ref.name}" if ref else "a secretRef (none is set)"
-            return f"authentication failed: {where}: check the {keys} keys of {secret}. git said: {detail}"
+            if any(marker in lower for marker in _AUTH_FAILURES):
+                return f"authentication failed: {where}: check the {keys} keys of {secret}. git said: {detail}"
+            if any(marker in lower for marker in _PERMISSION_FAILURES):
+                return f"permission denied: {where}: the credentials of {secret} lack access. git said: {detail}"
         return f"git failed to {where}: {detail}"
 
     def _ensure_synced(self, repo: Repo, env: dict[str, str]) -> str | None:
