@@ -209,6 +209,12 @@ def _explain(error: ValidationError) -> Iterable[SchemaError]:
         return [SchemaError(path, f"must be of type {wanted}, not {_json_type(instance)}")]
     if kind == "anyOf" and error.schema.get("anyOf", [None])[0] == {"type": "integer"}:
         return [SchemaError(path, "must be an integer or a string (int-or-string)")]
+    if kind in ("maxItems", "minItems"):
+        bound = "most" if kind == "maxItems" else "least"
+        return [SchemaError(path, f"must have at {bound} {expected} items (has {len(instance)})")]
+    if kind in ("maxLength", "minLength"):
+        bound = "most" if kind == "maxLength" else "least"
+        return [SchemaError(path, f"must be at {bound} {expected} characters long (is {len(instance)})")]
     if kind == "format":
         return [SchemaError(path, f"{_show(instance)} is not a valid {expected}")]
     if kind == "pattern":

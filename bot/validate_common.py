@@ -178,4 +178,5 @@ def enum_at(report: Report, value: Any, path: FieldPath, allowed: Iterable[str])
 
 def bool_at(report: Report, value: Any, path: FieldPath) -> None:
     if value is not None and not isinstance(value, bool):
-        report.error(path, f"must be true or false, not {value!r}")
+        what = f"the string {value!r}" if isinstance(value, str) else repr(value)
+        report.error(path, f"must be a boolean (true or false), not {what}")

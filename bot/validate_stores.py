@@ -136,8 +136,17 @@ def check_state_store(store: StateStore, report: Report) -> None:
         _check_bucket(report, spec)
 
 
+def _is_credential_key(key: str) -> bool:
+    return key.replace("-", "").replace("_", "").lower() in CREDENTIAL_KEYS
+
+
+def _check_fields(report: Report, spec: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """Unknown spec fields, leaving credential-looking ones to the (clearer) credential error."""
+    check_keys(report, {k: v for k, v in spec.items() if not _is_credential_key(k)}, ("spec",), allowed)
+
+
 def _check_git(report: Report, spec: dict[str, Any]) -> None:
-    check_keys(report, spec, ("spec",), GIT_SPEC_FIELDS)
+    _check_fields(report, spec, GIT_SPEC_FIELDS)
     string_at(report, spec.get("url"), ("spec", "url"), required=True)
     string_at(report, spec.get("branch"), ("spec", "branch"))
     enum_at(report, spec.get("authMethod"), ("spec", "authMethod"), GIT_AUTH_METHODS)
@@ -152,7 +161,7 @@ def _check_git(report: Report, spec: dict[str, Any]) -> None:
 
 
 def _check_bucket(report: Report, spec: dict[str, Any]) -> None:
-    check_keys(report, spec, ("spec",), BUCKET_SPEC_FIELDS)
+    _check_fields(report, spec, BUCKET_SPEC_FIELDS)
     string_at(report, spec.get("bucketName"), ("spec", "bucketName"), required=True)
     string_at(report, spec.get("endpoint"), ("spec", "endpoint"), required=True)
     bool_at(report, spec.get("insecure"), ("spec", "insecure"))
@@ -166,7 +175,7 @@ def _check_bucket(report: Report, spec: dict[str, Any]) -> None:
 def _check_credentials(report: Report, body: dict[str, Any]) -> None:
     """Credentials belong in a Secret named by secretRef, never in the platform repo."""
     for path, key, value in _walk(body, ()):
-        if key is not None and key.replace("-", "").replace("_", "").lower() in CREDENTIAL_KEYS and value not in (None, ""):
+        if key is not None and _is_credential_key(key) and value not in (None, ""):
             report.error(path, "looks like a credential; credentials must not be stored in the platform "
                          "repo: put them in a Secret and reference it with spec.secretRef (value not shown)")
         elif isinstance(value, str) and _URL_WITH_PASSWORD.search(value):

@@ -61,7 +61,8 @@ def render_text(problems: list[Problem], platform: Platform, valid: bool) -> str
     total = sum(len(v) for v in found["requests"].values())
     lines.append(f"Resource requests: {total}")
     for promise, names in found["requests"].items():
-        lines.append(f"  {promise}: {len(names)}" + _names(names))
+        if names:
+            lines.append(f"  {promise}: {len(names)}" + _names(names))
     lines.append(f"Ignored documents: {len(found['ignored'])}" + _names(found["ignored"]))
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
