@@ -158,6 +158,11 @@ def parse_workflow_control(doc: Any) -> WorkflowControl:
                            message=message)
 
 
+def has_workflow_status(status: dict[str, Any]) -> bool:
+    """Whether `status.kratix.workflows.pipelines` is there (a workflow ran before)."""
+    return bool((_workflows(status) or {}).get("pipelines"))
+
+
 def init_workflow_status(status: dict[str, Any], pipelines: list[str], now: datetime) -> dict[str, Any]:
     """Controller side, when a configure workflow starts (§4.4): `workflows` counters and
     every pipeline Pending in `status.kratix.workflows.pipelines`."""
