@@ -40,7 +40,7 @@ class Target:
 class StoreBatch:
     store: StateStore
     changes: FileChanges = field(default_factory=FileChanges)
-    destinations: set[str] = field(default_factory=set)
+    prefixes: dict[str, str] = field(default_factory=dict)  # Destination name -> its path in the store
     result: WriteResult | None = None
     diff: list[FileDiff] = field(default_factory=list)
     error: str | None = None
@@ -62,7 +62,7 @@ class WriteSet:
 
     def add(self, target: Target, changes: FileChanges) -> None:
         batch = self.batches.setdefault(target.key, StoreBatch(target.store))
-        batch.destinations.add(target.dest.name)
+        batch.prefixes[target.dest.name] = layout.store_prefix(target.store, target.dest)
         batch.changes.update(changes)
 
     def _previous_state(self, target: Target, work: Work, group_id: str) -> list[str] | None:

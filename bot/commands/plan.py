@@ -1,0 +1,102 @@
+"""`promisebot plan [--platform PATH] [--from REV] [--to REV] [--output json]`: what a
+reconcile would change in each state store and Destination, as a unified diff, and which
+pipelines would run. Pipelines do run (to know their outputs); nothing is written to any
+state store or to bookkeeping.
+
+Exit codes (like `terraform plan -detailed-exitcode`): 0 no changes, 2 changes, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from typing import Any
+
+from bot.commands.reconcile import run_reconcile, runs_json
+from bot.reconciler import ReconcileError, ReconcileReport
+from bot.statestores.base import FileDiff
+from bot.writes import StoreBatch, store_key
+
+EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _destination_of(batch: StoreBatch, path: str) -> str:
+    best = ""
+    for name, prefix in batch.prefixes.items():
+        if (not prefix or path.startswith(prefix + "/")) and len(prefix) >= len(batch.prefixes.get(best, "")):
+            best = name
+    return best or "(store)"
+
+
+def _text(data: bytes | None) -> list[str]:
+    if data is None:
+        return []
+    try:
+        return data.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return [f"(binary, {len(data)} bytes)\n"]
+
+
+def unified(diff: FileDiff) -> str:
+    old = "/dev/null" if diff.old is None else f"a/{diff.path}"
+    new = "/dev/null" if diff.new is None else f"b/{diff.path}"
+    lines = list(difflib.unified_diff(_text(diff.old), _text(diff.new), old, new))
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def plan_json(report: ReconcileReport) -> dict[str, Any]:
+    stores = []
+    for batch in report.batches:
+        stores.append({
+            "store": store_key(batch.store),
+            "error": batch.error,
+            "files": [{"path": d.path, "action": d.action, "destination": _destination_of(batch, d.path),
+                       "diff": unified(d)} for d in batch.diff],
+        })
+    return {"from": report.from_rev, "to": report.to_rev, "changes": report.changed,
+            "runs": runs_json(report), "stores": stores}
+
+
+def render(report: ReconcileReport) -> str:
+    out = [f"plan for {report.to_rev[:12]}" + (f" (from {report.from_rev[:12]})" if report.from_rev else "")]
+    runs = runs_json(report)
+    out.append(f"\npipelines that would run: {len(runs)}")
+    for r in runs:
+        out.append(f"  {r['workflow']:<20} {r['object']} ({r['reason']}): {r['result']}")
+    for batch in report.batches:
+        if not batch.diff and not batch.error:
+            continue
+        out.append(f"\nstate store {store_key(batch.store)}")
+        if batch.error:
+            out.append(f"  error: {batch.error}")
+        by_dest: dict[str, list[FileDiff]] = {}
+        for d in batch.diff:
+            by_dest.setdefault(_destination_of(batch, d.path), []).append(d)
+        for dest, diffs in sorted(by_dest.items()):
+            counts = {a: sum(1 for d in diffs if d.action == a) for a in ("add", "modify", "remove")}
+            out.append(f"  destination {dest}: {counts['add']} added, {counts['modify']} changed, "
+                       f"{counts['remove']} removed")
+            for d in diffs:
+                out.append(f"    {d.action:<6} {d.path}")
+            for d in diffs:
+                out.append(unified(d).rstrip("\n"))
+    if not report.changed:
+        out.append("\nno changes")
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report = run_reconcile(args, dry_run=True)
+    except ReconcileError as exc:
+        print(f"promisebot plan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.output == "json":
+        print(json.dumps(plan_json(report), indent=2))
+    else:
+        print(render(report))
+    if report.errors:
+        return EXIT_ERROR
+    return EXIT_CHANGES if report.changed else EXIT_NO_CHANGES

@@ -1,0 +1,80 @@
+"""`promisebot reconcile [--platform PATH] [--from REV --to REV | --all] [--output json]`:
+run the pipelines and write their outputs, one commit per state store (docs/reconciler.md).
+
+Exit codes: 0 done, 1 error (a state store could not be written, or the reconcile could not
+start). A failing pipeline is not an error of the command: it is recorded in the object's
+status (`promisebot status`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bot.reconciler import ReconcileError, ReconcileReport, reconcile
+from bot.writes import store_key
+from runners.docker import DockerRunner
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+@contextmanager
+def progress_display() -> Iterator[Any]:
+    """A rich progress bar of workflow runs on stderr, only when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("pipelines", total=None)
+
+        def update(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label[:60], completed=done, total=total)
+
+        yield update
+
+
+def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport:
+    with progress_display() as progress:
+        return reconcile(Path(args.platform), runner=DockerRunner(), from_rev=args.from_rev, to_rev=args.to_rev,
+                         full=bool(getattr(args, "all", False)), dry_run=dry_run, progress=progress)
+
+
+def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:
+    return [{"object": str(o.task.ref), "workflow": f"{o.task.wtype}.{o.task.action}", "reason": o.task.reason,
+             "result": o.state, "failedPipeline": o.failed_pipeline} for o in report.outcomes]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report = run_reconcile(args, dry_run=False)
+    except ReconcileError as exc:
+        print(f"promisebot reconcile: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.output == "json":
+        print(json.dumps({"from": report.from_rev, "to": report.to_rev, "full": report.full, "runs": runs_json(report),
+                          "commits": report.commits, "bookkeeping": report.bookkeeping_commit,
+                          "errors": report.errors}, indent=2))
+    else:
+        print(f"reconciled {report.to_rev[:12]}" + (f" (from {report.from_rev[:12]})" if report.from_rev else "")
+              + (" [full]" if report.full else ""))
+        for r in runs_json(report):
+            extra = f" at {r['failedPipeline']}" if r["failedPipeline"] else ""
+            print(f"  {r['workflow']:<20} {r['object']}: {r['result']}{extra} ({r['reason']})")
+        for batch in report.batches:
+            if batch.result and batch.result.revision:
+                res = batch.result
+                print(f"  {store_key(batch.store)}: commit {res.revision[:12]} "
+                      f"({len(res.added)} added, {len(res.modified)} modified, {len(res.removed)} removed)")
+        if not report.commits:
+            print("  no state store changes")
+        for err in report.errors:
+            print(f"error: {err}", file=sys.stderr)
+    return EXIT_ERROR if report.errors else EXIT_OK
