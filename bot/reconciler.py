@@ -622,15 +622,14 @@ class _Run:
             if ref.kind != DESTINATION and not rec.status and not rec.works and rec.cache_key is None:
                 continue
             self.bk.put(rec)
-        written = {k for works in self.works.values() for k in works}
-        for ref, works in self.works.items():
+        kept = {k for works in self.works.values() for k in works}
+        for ref, works in self.works.items():  # only objects whose Works were loaded can change them
+            old = self.old_digests.get(ref, {})
             for key, work in works.items():
-                if self.old_digests.get(ref, {}).get(key) != self.record(ref).data.get("digests", {}).get(key):
+                if old.get(key) != self.record(ref).data.get("digests", {}).get(key):
                     self.bk.put_work(work)
-        for digests in self.old_digests.values():
-            for key in digests:
-                if key not in written:
-                    self.bk.delete_work(key)
+            for key in set(old) - kept:
+                self.bk.delete_work(key)
         meta: dict[str, Any] = {"revision": self.to_sha,
                                 "attention": sorted(_ref_json(r) for r in self.attention - self.deleted)}
         if self.periodic:  # an explicit --all does not move the periodic clock: no commit when unchanged
