@@ -16,7 +16,8 @@ from bot.settings import RunnerSettings, parse_duration
 from bot.status_merge import WorkflowControl
 
 TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
-RUN_LABEL = "promisebot.run"
+RUN_LABEL = "promisebot.run"  # one pipeline run
+SESSION_LABEL = "promisebot.session"  # one runner instance
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
@@ -70,6 +71,7 @@ class PipelineResult:
     pipeline: str
     succeeded: bool
     error: str | None = None
+    run_id: str = ""  # value of the promisebot.run label of its containers and volumes
     containers: list[ContainerResult] = field(default_factory=list)
     groups: list[WorkloadGroup] = field(default_factory=list)
     output_files: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes

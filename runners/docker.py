@@ -40,6 +40,7 @@ from bot.workloads import SelectorsError, group_workloads
 from runners.base import (
     PULL_POLICIES,
     RUN_LABEL,
+    SESSION_LABEL,
     ContainerResult,
     PipelineJob,
     PipelineResult,
@@ -67,8 +68,9 @@ class ImageError(RuntimeError):
 class DockerRunner:
     """`Runner` on a Docker engine. Thread-safe: the pool runs several pipelines at once."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, client: docker.DockerClient | None = None, session: str | None = None) -> None:
         self.client = client or docker.from_env()
+        self.session = session or uuid.uuid4().hex[:12]  # labels everything this runner creates
         self._lock = threading.Lock()
         self._active: dict[str, list[tuple[str, str]]] = {}  # run id -> [(kind, name)] to remove
         self._aborted = False
@@ -78,7 +80,7 @@ class DockerRunner:
 
     def run(self, job: PipelineJob) -> PipelineResult:
         run_id = uuid.uuid4().hex[:12]
-        result = PipelineResult(pipeline=job.pipeline.name, succeeded=False)
+        result = PipelineResult(pipeline=job.pipeline.name, succeeded=False, run_id=run_id)
         started = time.monotonic()
         with self._lock:
             if self._aborted:
@@ -117,7 +119,7 @@ class DockerRunner:
             self._ensure_image(c.image, c.image_pull_policy)
         self._ensure_holder_image()
 
-        labels = {RUN_LABEL: run_id}
+        labels = self._labels(run_id)
         volumes = {key: f"pb-{run_id}-{key}" for key in KRATIX_DIRS}
         for name in volumes.values():
             self._track(run_id, "volume", name)
@@ -171,7 +173,7 @@ class DockerRunner:
             entrypoint=spec.command,
             environment=env,
             working_dir=working_dir(job.pipeline, index),
-            labels={RUN_LABEL: run_id},
+            labels=self._labels(run_id),
             host_config=self.client.api.create_host_config(
                 mounts=mounts,
                 mem_limit=settings.memory_bytes,
@@ -261,6 +263,9 @@ class DockerRunner:
             self._holder_ready = True
 
     # -- bookkeeping for cleanup --------------------------------------------------------------
+
+    def _labels(self, run_id: str) -> dict[str, str]:
+        return {RUN_LABEL: run_id, SESSION_LABEL: self.session}
 
     def _track(self, run_id: str, kind: str, name: str) -> None:
         """Record a resource before creating it, so an interruption mid-call still removes it."""

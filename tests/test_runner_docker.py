@@ -1,0 +1,226 @@
+"""The Docker runner against a real engine (contract §1.2-§1.6): images are local, never pulled."""
+
+import pytest
+import yaml
+from runner_fixtures import PYTHON, images, leftovers, pipeline, promise, request, settings, sh  # noqa: F401
+
+from bot.settings import parse_quantity
+from runners.docker import DockerRunner
+from runners.pool import run_bounded
+from runners.workflow import run_workflow
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("images")]
+
+DUMP = ("env | grep -E '^(KRATIX_|USER_)' | sort > /kratix/metadata/env-$STEP; "
+        "cp /kratix/input/object.yaml /kratix/metadata/object-$STEP.yaml; "
+        "if touch /kratix/input/x 2>/dev/null; then echo writable > /kratix/metadata/ro-$STEP; "
+        "else echo read-only > /kratix/metadata/ro-$STEP; fi; pwd > /kratix/metadata/pwd-$STEP")
+
+
+@pytest.fixture(scope="module")
+def runner():
+    r = DockerRunner()
+    yield r
+    assert leftovers(r.session) == []
+
+
+def env_of(data: bytes) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in data.decode().splitlines())
+
+
+def test_resource_workflow_contract_three_containers_and_two_pipelines(runner):
+    """One workflow checks: the eleven variables (resource), user env after them, command/args/
+    workingDir, object.yaml content, read-only input, data passed through /kratix/metadata by
+    three containers, status of pipeline 1 visible to pipeline 2, groups and selectors."""
+    first = pipeline(
+        "first",
+        sh("one", f"STEP=1; {DUMP}; echo from-one > /kratix/metadata/scratch",
+           env=[{"name": "USER_A", "value": "a"}, {"name": "KRATIX_PROMISE_NAME", "value": "overridden"}],
+           working_dir="/tmp"),
+        sh("two", "cat /kratix/metadata/scratch > /kratix/metadata/scratch2; echo from-two >> /kratix/metadata/scratch2"),
+        sh("three", "mkdir -p /kratix/output/db && cp /kratix/metadata/scratch2 /kratix/output/db/passed.txt && "
+                    "printf 'a: 1\\n---\\nb: 2\\n' > /kratix/output/multi.yaml && "
+                    "printf 'message: one\\nstage: one\\n' > /kratix/metadata/status.yaml && "
+                    "printf -- '- directory: db\\n  matchLabels: {tier: data}\\n- matchLabels: {env: dev}\\n' "
+                    "> /kratix/metadata/destination-selectors.yaml"),
+    )
+    second = pipeline("second", sh("check", "STEP=2; " + DUMP + "; grep -q 'stage: one' /kratix/input/object.yaml "
+                                   "&& printf 'stage: two\\n' > /kratix/metadata/status.yaml"))
+    p = promise(workflows={("resource", "configure"): [first, second]}, selectors={"zone": "eu"})
+    req = request()
+    obj = {**req.body, "status": {"message": "old", "previous": True}}
+    result = run_workflow(runner, p, obj, "resource", "configure", settings(), request=req)
+
+    assert result.succeeded, result.error
+    one, two = result.pipelines
+    assert [c.exit_code for c in one.containers] == [0, 0, 0]
+    env = env_of(one.metadata_files["env-1"])
+    assert env == {
+        "KRATIX_WORKFLOW_ACTION": "configure", "KRATIX_WORKFLOW_TYPE": "resource", "KRATIX_PROMISE_NAME": "overridden",
+        "KRATIX_PIPELINE_NAME": "first", "KRATIX_OBJECT_KIND": "Web", "KRATIX_OBJECT_GROUP": "example.io",
+        "KRATIX_OBJECT_VERSION": "v1", "KRATIX_OBJECT_NAME": "shop", "KRATIX_OBJECT_NAMESPACE": "team-a",
+        "KRATIX_CRD_PLURAL": "webs", "KRATIX_CLUSTER_SCOPED": "false", "USER_A": "a"}  # user env wins: after
+    assert env_of(two.metadata_files["env-2"])["KRATIX_PIPELINE_NAME"] == "second"
+    assert env_of(two.metadata_files["env-2"])["KRATIX_PROMISE_NAME"] == "web"
+    assert one.metadata_files["pwd-1"] == b"/tmp\n"
+    assert one.metadata_files["ro-1"] == b"read-only\n" and two.metadata_files["ro-2"] == b"read-only\n"
+
+    text = one.metadata_files["object-1.yaml"]
+    assert text == one.object_yaml
+    assert text == yaml.safe_dump(yaml.safe_load(text), sort_keys=True).encode()  # keys sorted
+    seen = yaml.safe_load(text)
+    assert seen["metadata"]["labels"] == {"kratix.io/promise-name": "web"}
+    assert seen["spec"] == {"size": 2} and seen["status"]["previous"] is True
+    assert seen["status"]["message"] == "Pending"
+    seen2 = yaml.safe_load(two.object_yaml)
+    assert seen2["status"]["stage"] == "one" and seen2["status"]["message"] == "Pending"  # reset as in Kratix
+
+    assert one.output_files == {"db/passed.txt": b"from-one\nfrom-two\n", "multi.yaml": b"a: 1\n---\nb: 2\n"}
+    db, default = one.groups
+    assert [w.filepath for w in db.workloads] == ["db/passed.txt"]
+    assert [(s.match_labels, s.source) for s in db.selectors] == [({"tier": "data"}, "resource-workflow")]
+    assert [(s.match_labels, s.source) for s in default.selectors] == [
+        ({"env": "dev"}, "resource-workflow"), ({"zone": "eu"}, "promise")]
+    assert two.groups == []  # no output: no groups, still a Work (replaces earlier output)
+    assert [(w.key, len(w.groups)) for w in result.works] == [("web/team-a/shop/first", 2), ("web/team-a/shop/second", 0)]
+    assert result.status["stage"] == "two" and result.status["message"] == "Resource requested"
+    assert result.status["workflowsSucceeded"] == 2
+    assert {c["type"]: c["status"] for c in result.status["conditions"]}["ConfigureWorkflowCompleted"] == "True"
+
+
+def test_promise_workflow_variables_and_delete_ignores_output(runner):
+    configure = pipeline("setup", sh("c", "STEP=p; " + DUMP + "; echo dep > /kratix/output/dep.yaml; "
+                                     "printf 'message: configured\\nother: x\\n' > /kratix/metadata/status.yaml"))
+    delete_first = pipeline("cleanup", sh("d", "echo x > /kratix/output/ignored.yaml; ln -s /etc/passwd /kratix/output/l; "
+                                          "echo 'message: bye' > /kratix/metadata/status.yaml"))
+    delete_second = pipeline("never", sh("n", "exit 1"))
+    p = promise(workflows={("promise", "configure"): [configure], ("promise", "delete"): [delete_first, delete_second]})
+    obj = {**p.body, "status": {}}
+    tasks = [lambda: run_workflow(runner, p, obj, "promise", "configure", settings()),
+             lambda: run_workflow(runner, p, obj, "promise", "delete", settings())]
+    conf, delete = run_bounded(runner, tasks, parallelism=2)
+
+    assert conf.succeeded, conf.error
+    env = env_of(conf.pipelines[0].metadata_files["env-p"])
+    assert env == {
+        "KRATIX_WORKFLOW_ACTION": "configure", "KRATIX_WORKFLOW_TYPE": "promise", "KRATIX_PROMISE_NAME": "web",
+        "KRATIX_PIPELINE_NAME": "setup", "KRATIX_OBJECT_KIND": "Promise", "KRATIX_OBJECT_GROUP": "platform.kratix.io",
+        "KRATIX_OBJECT_VERSION": "v1alpha1", "KRATIX_OBJECT_NAME": "web", "KRATIX_OBJECT_NAMESPACE": "",
+        "KRATIX_CRD_PLURAL": "promises", "KRATIX_CLUSTER_SCOPED": "true"}
+    assert yaml.safe_load(conf.pipelines[0].object_yaml)["kind"] == "Promise"
+    assert conf.status["message"] == "configured" and "other" not in conf.status
+    assert conf.works[0].is_dependency and conf.works[0].groups[0].workloads[0].content == b"dep\n"
+
+    assert delete.succeeded, delete.error
+    assert [p.pipeline for p in delete.pipelines] == ["cleanup"]  # only the first delete pipeline
+    assert delete.pipelines[0].output_files == {} and delete.pipelines[0].groups == [] and delete.works == []
+    assert delete.status["message"] == "bye"  # status.yaml honoured on delete
+
+
+@pytest.mark.parametrize("script, overrides, message", [
+    ("ln -s /etc/passwd /kratix/output/link", {}, "/kratix/output/link: is a symbolic link (to /etc/passwd)"),
+    ("echo a > /kratix/output/a; ln /kratix/output/a /kratix/output/b", {}, "/kratix/output/b: is a hard link"),
+    ("mkfifo /kratix/output/pipe", {}, "/kratix/output/pipe: is a FIFO"),
+    ("head -c 2048 /dev/zero > /kratix/output/big", {"max_output_bytes": 1024}, "/kratix/output exceeds 1024 bytes"),
+    ("for i in 1 2 3 4; do echo $i > /kratix/output/f$i; done", {"max_output_files": 3}, "more than 3 files"),
+])
+def test_rejected_outputs_produce_nothing(runner, script, overrides, message):
+    p = promise(workflows={("resource", "configure"): [pipeline("p", sh("c", "echo ok > /kratix/output/good; " + script))]})
+    req = request()
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+    assert not result.succeeded and result.works == []
+    assert message in result.error
+    assert result.pipelines[0].output_files == {} and result.pipelines[0].groups == []
+
+
+def test_metadata_errors_fail_the_pipeline_and_suspend_stops_the_workflow(runner):
+    bad = {
+        "kratix": "echo 'kratix: {}' > /kratix/metadata/status.yaml",
+        "subdir": "mkdir -p /kratix/output/a/b; printf -- '- directory: a/b\\n  matchLabels: {x: y}\\n' "
+                  "> /kratix/metadata/destination-selectors.yaml",
+        "missing": "printf -- '- directory: nope\\n  matchLabels: {x: y}\\n' > /kratix/metadata/destination-selectors.yaml",
+    }
+    pipelines = [pipeline(name, sh("c", script)) for name, script in bad.items()]
+    req = request()
+    for pl, expected in zip(pipelines, ["'kratix' is a kratix managed status field",
+                                        "sub-directories are not allowed", "does not exist"], strict=True):
+        p = promise(workflows={("resource", "configure"): [pl]})
+        result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+        assert not result.succeeded and expected in result.error, result.error
+
+    suspend = pipeline("wait", sh("c", "echo out > /kratix/output/x; "
+                                  "printf 'retryAfter: 5m\\nmessage: later\\n' > /kratix/metadata/workflow-control.yaml"))
+    after = pipeline("after", sh("c", "exit 3"))
+    p = promise(workflows={("resource", "configure"): [suspend, after]})
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+    assert result.suspended and result.retry_after_seconds == 300 and result.resume_index == 0
+    assert result.works == [] and [r.pipeline for r in result.pipelines] == ["wait"]
+    entry = result.status["kratix"]["workflows"]["pipelines"][0]
+    assert (entry["phase"], entry["message"], entry["attempts"]) == ("Suspended", "later", 1)
+    assert result.status["kratix"]["workflows"]["suspendedGeneration"] == 3
+
+
+def test_failures_timeout_oom_and_pull_policy(runner):
+    req = request()
+
+    def run(container, **overrides):
+        p = promise(workflows={("resource", "configure"): [pipeline("p", container, sh("later", "exit 0"))]})
+        return run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+
+    failed = run(sh("c", "echo to-stderr >&2; exit 7"))
+    assert not failed.succeeded and failed.failed_pipeline == "p"
+    [c] = failed.pipelines[0].containers  # the second container never ran
+    assert c.exit_code == 7 and c.logs == "to-stderr\n" and "exited with code 7" in failed.error
+    assert {x["type"]: x["reason"] for x in failed.status["conditions"]}["ConfigureWorkflowCompleted"] == \
+        "ConfigureWorkflowFailed"
+
+    slow = run(sh("c", "echo started; sleep 60"), timeout_seconds=1.5)
+    [c] = slow.pipelines[0].containers
+    assert c.timed_out and "timed out" in slow.error and c.logs == "started\n"
+
+    oom = run(sh("c", "head -c 200m /dev/zero | tail > /dev/null"), memory_bytes=parse_quantity("16Mi"))
+    [c] = oom.pipelines[0].containers
+    assert c.oom_killed and "out of memory" in oom.error
+
+    never = run(sh("c", "true", image="promisebot/not-built:v9"))
+    assert "not present on the Docker engine and its imagePullPolicy is Never" in never.error
+    always = run(sh("c", "true", image_pull_policy="Always"))
+    assert "cannot pull image 'promisebot/busybox:latest' (imagePullPolicy Always)" in always.error
+    assert not [r for r in (never, always) if r.pipelines[0].containers]  # nothing started
+
+    limited = run(sh("c", "yes | head -c 300000; exit 1"), max_log_bytes=1000)
+    logs = limited.pipelines[0].containers[0].logs
+    assert logs.startswith("[... ") and logs.endswith("y\n" * 500) and len(logs) < 1100
+
+    assert leftovers(runner.session) == []  # gone after failure, timeout and OOM
+
+
+def test_kratix_sdk_pipeline(runner):
+    script = """
+from kratix_sdk import KratixSDK, Status, DestinationSelector
+sdk = KratixSDK()
+res = sdk.read_resource_input()
+assert sdk.is_resource_workflow() and sdk.is_configure_action() and sdk.promise_name() == "web"
+size = res.get_value("spec.size")
+sdk.write_output("deployment.yaml", f"replicas: {size}\\n".encode())
+sdk.write_output("db/claim.yaml", b"kind: Claim\\n")
+status = Status()
+status.set("message", f"{res.get_name()} ready")
+status.set("endpoint.url", "https://shop")
+sdk.write_status(status)
+sdk.write_destination_selectors([DestinationSelector(match_labels={"env": "dev"}),
+                                 DestinationSelector(directory="db", match_labels={"tier": "data"})])
+print("sdk done")
+"""
+    container = sh("sdk", "", image=PYTHON)
+    container.command, container.args = ["python3", "-c", script], None
+    p = promise(workflows={("resource", "configure"): [pipeline("sdk", container)]})
+    req = request()
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+    assert result.succeeded, (result.error, result.pipelines[0].containers)
+    out = result.pipelines[0]
+    assert out.containers[0].logs == "sdk done\n"
+    assert out.output_files == {"deployment.yaml": b"replicas: 2\n", "db/claim.yaml": b"kind: Claim\n"}
+    assert [(g.directory, [s.match_labels for s in g.selectors]) for g in out.groups] == [
+        ("db", [{"tier": "data"}]), (".", [{"env": "dev"}])]
+    assert result.status["message"] == "shop ready" and result.status["endpoint"] == {"url": "https://shop"}
