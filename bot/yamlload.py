@@ -36,6 +36,8 @@ from bot.model import Problem, Source
 # needs millions.
 MAX_ALIAS_EXPANSION = 100_000
 
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
 PathKey = str | int
 FieldPath = tuple[PathKey, ...]
 
@@ -251,6 +253,8 @@ def _build(node: Node, path: FieldPath, lines: dict[FieldPath, int], loader: Any
     """Plain data from a node, recording the line of every path; aliases are copied."""
     if isinstance(node, ScalarNode):
         return loader.construct_object(node, deep=True)
+    if node.tag not in (_SEQ, _MAP):
+        raise YamlLoadError(f"unsupported YAML tag {node.tag!r}", node.start_mark.line + 1)
     if isinstance(node, SequenceNode):
         items = []
         for i, child in enumerate(node.value):
