@@ -1,0 +1,147 @@
+"""`promisebot test` end to end through the real CLI and Docker, including interruption."""
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import docker
+import pytest
+from runner_fixtures import ROOT, images  # noqa: F401
+
+from runners.base import RUN_LABEL
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("images")]
+
+PROMISE = """\
+apiVersion: platform.kratix.io/v1alpha1
+kind: Promise
+metadata:
+  name: cache
+spec:
+  destinationSelectors:
+    - matchLabels: {{zone: eu}}
+  api:
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {{name: caches.example.io}}
+    spec:
+      group: example.io
+      names: {{kind: Cache, plural: caches, singular: cache}}
+      scope: Namespaced
+      versions:
+        - name: v1
+          served: true
+          storage: true
+          schema:
+            openAPIV3Schema:
+              type: object
+              properties:
+                spec:
+                  type: object
+                  properties:
+                    size: {{type: integer, default: 1}}
+  workflows:
+    resource:
+      configure:
+        - apiVersion: platform.kratix.io/v1alpha1
+          kind: Pipeline
+          metadata: {{name: make}}
+          spec:
+            containers:
+              - name: render
+                image: promisebot/busybox:latest
+                imagePullPolicy: Never
+                command: [sh, -c]
+                args:
+                  - |
+                    {script}
+      delete:
+        - apiVersion: platform.kratix.io/v1alpha1
+          kind: Pipeline
+          metadata: {{name: remove}}
+          spec:
+            containers:
+              - name: fail
+                image: promisebot/busybox:latest
+                imagePullPolicy: Never
+                command: [sh, -c, "echo cannot delete; exit 4"]
+"""
+
+REQUEST = """\
+apiVersion: example.io/v1
+kind: Cache
+metadata: {name: small, namespace: team-a}
+spec: {size: 3}
+"""
+
+RENDER = ("echo rendering $KRATIX_OBJECT_NAME; mkdir /kratix/output/extra; "
+          "grep 'size:' /kratix/input/object.yaml > /kratix/output/cache.yaml; echo e > /kratix/output/extra/e.txt; "
+          "echo 'message: cache is up' > /kratix/metadata/status.yaml; "
+          "printf -- '- directory: extra\\n  matchLabels: {kind: extra}\\n' > /kratix/metadata/destination-selectors.yaml")
+
+
+def write(tmp_path, script):
+    (tmp_path / "promise.yaml").write_text(PROMISE.format(script=script))
+    (tmp_path / "request.yaml").write_text(REQUEST)
+    return ["--promise", str(tmp_path / "promise.yaml"), "--request", str(tmp_path / "request.yaml")]
+
+
+def cli(*args):
+    return [sys.executable, "-m", "bot.cli", "test", *args]
+
+
+def test_runs_a_workflow_and_shows_everything(tmp_path):
+    args = write(tmp_path, RENDER)
+    out_dir = tmp_path / "out"
+    done = subprocess.run(cli(*args, "--output", str(out_dir)), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
+    for expected in ("pipeline 1: make (resource configure) succeeded", "container render [promisebot/busybox:latest] "
+                     "exit code 0", "rendering small", "cache.yaml", "size: 3", "extra/e.txt",
+                     "status.yaml (incoming)", "message: cache is up", "workflow-control", "(none)",
+                     "extra (id ", "resource-workflow: {'kind': 'extra'}",
+                     ". (id 5058f1af8388633f609cadb75a75dc9d): 1 files; selectors promise: {'zone': 'eu'}",
+                     "merged status", "type: ConfigureWorkflowCompleted", "workflow succeeded: 1 Work(s)"):
+        assert expected in text, expected
+    assert (out_dir / "1-make/output/cache.yaml").read_text().strip() == "size: 3"
+    assert (out_dir / "1-make/output/extra/e.txt").read_text() == "e\n"
+    assert "kratix.io/promise-name: cache" in (out_dir / "1-make/input/object.yaml").read_text()
+    assert (out_dir / "1-make/metadata/status.yaml").read_text() == "message: cache is up\n"
+
+    failed = subprocess.run(cli(*args, "--action", "delete"), cwd=ROOT, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert "exit code 4" in failed.stdout and "cannot delete" in failed.stdout and "workflow FAILED" in failed.stdout
+
+    missing = subprocess.run(cli("--promise", str(tmp_path / "nope.yaml"), "--request", args[3]), cwd=ROOT,
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interruption_leaves_no_container_or_volume(tmp_path, signum):
+    marker = uuid.uuid4().hex
+    args = write(tmp_path, f"echo {marker}; sleep 120")
+    proc = subprocess.Popen(cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = docker.from_env()
+    run_id = None
+    try:
+        for _ in range(300):  # wait until the pipeline container runs (no timing assertion)
+            for c in client.containers.list(filters={"label": RUN_LABEL}):
+                if marker in " ".join(c.attrs["Args"]):
+                    run_id = c.labels[RUN_LABEL]
+            if run_id:
+                break
+            time.sleep(0.1)
+        assert run_id, "the pipeline container never started"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signum, err
+    assert "interrupted; containers and volumes removed" in err
+    label = {"label": f"{RUN_LABEL}={run_id}"}
+    assert client.containers.list(all=True, filters=label) == []
+    assert client.volumes.list(filters=label) == []
