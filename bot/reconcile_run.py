@@ -75,7 +75,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
                       "False", "ConfigureWorkflowFailed" if task.action == "configure" else "DeleteWorkflowFailed",
                       f"The workflow could not run: {out.error}")
         return out
-    out.succeeded = bool(result.succeeded)
+    out.succeeded = bool(result.succeeded) and not result.suspended
     out.suspended = bool(result.suspended)
     out.failed_pipeline = result.failed_pipeline
     out.status = result.status

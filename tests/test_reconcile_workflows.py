@@ -1,0 +1,93 @@
+"""End to end: workflow control (suspend, retryAfter: contract §1.5c), manual reconciliation
+(§4.7), paused objects, and compound Promises whose outputs are platform input (§4.6)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from reconcile_fixtures import Env, destination, git_store, promise, request
+
+from bot.model import Ref
+
+pytestmark = pytest.mark.docker
+
+REF = Ref("Redis.test.promisebot.io", "r1", "default")
+R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
+
+
+def runs(report):
+    return sorted(f"{o.task.ref} {o.task.wtype}.{o.task.action} {o.state} ({o.task.reason})"
+                  for o in report.outcomes)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = Env(tmp_path)
+    e.write("destinations/dev.yaml", destination("dev"))
+    return e
+
+
+def test_retry_after_resumes_when_due_and_suspend_waits(env):
+    # Suspend (retry in 1s) until a marker file exists in the request spec's "go" field.
+    script = ('if grep -q "go: ready" /kratix/input/object.yaml; then echo "kind: Thing" > /kratix/output/thing.yaml; '
+              'else printf "retryAfter: 1s\\nmessage: waiting\\n" > /kratix/metadata/workflow-control.yaml; fi')
+    env.write("promises/redis.yaml", promise("redis", configure=script))
+    env.write("requests/r1.yaml", request("Redis", "r1", {"go": "wait"}))
+    env.commit("install")
+    report = env.reconcile()
+    assert runs(report) == [f"{REF} resource.configure suspended (created)"]
+    assert R1 not in env.files()
+    rec = env.bookkeeping().get(REF)
+    assert rec.resume["nextRetryAt"]
+    time.sleep(1.2)
+    report = env.reconcile()
+    assert runs(report) == [f"{REF} resource.configure suspended (retry due)"]
+
+    env.write("requests/r1.yaml", request("Redis", "r1", {"go": "ready"}))
+    env.commit("go")
+    report = env.reconcile()
+    assert runs(report) == [f"{REF} resource.configure succeeded (spec changed)"]
+    assert R1 in env.files()
+    assert env.bookkeeping().get(REF).resume is None
+
+
+def test_manual_reconciliation_runs_once_and_paused_runs_nothing(env):
+    env.write("promises/redis.yaml", promise("redis"))
+    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 1}))
+    env.commit("install")
+    env.reconcile()
+    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 1},
+                                          labels={"kratix.io/manual-reconciliation": "true"}))
+    env.commit("manual")
+    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (manual reconciliation)"]
+    assert env.reconcile(full=True).outcomes == []
+
+    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 2}, labels={"kratix.io/paused": "true"}))
+    env.commit("paused")
+    assert env.reconcile().outcomes == []
+    rec = env.bookkeeping().get(REF)
+    assert any(c["reason"] == "PausedReconciliation" for c in rec.status["conditions"])
+    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 2}))
+    env.commit("unpaused")
+    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (spec changed)"]
+
+
+def test_compound_promise_outputs_are_reconciled_without_loop(env):
+    # A "platform" Destination whose state store is the platform repo itself.
+    env.write("stores/self.yaml", git_store("self", "."))
+    env.write("destinations/platform.yaml",
+              destination("platform", {"environment": "platform"}, path="generated", store="self"))
+    env.write("destinations/dev.yaml", destination("dev", {"env": "dev"}))
+    env.write("promises/redis.yaml", promise("redis", selectors={"env": "dev"}))
+    sub = ("printf 'apiVersion: test.promisebot.io/v1\\nkind: Redis\\nmetadata:\\n  name: app-db\\n"
+           "  namespace: default\\nspec:\\n  size: 1\\n' > /kratix/output/db.yaml")
+    env.write("promises/app.yaml", promise("app", configure=sub, selectors={"environment": "platform"}))
+    env.write("requests/a1.yaml", request("App", "a1"))
+    env.commit("install")
+    report = env.reconcile()
+    assert report.rounds == 2
+    assert "Redis.test.promisebot.io/default/app-db resource.configure succeeded (created)" in runs(report)
+    assert "dev/resources/default/redis/app-db/instance/5058f/thing.yaml" in env.files()
+    again = env.reconcile()
+    assert again.outcomes == [] and again.commits == {} and again.rounds == 1
