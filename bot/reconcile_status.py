@@ -134,3 +134,12 @@ def destination_ready(status: dict[str, Any], ready: bool, reason: str, message:
     out = copy.deepcopy(status)
     set_condition(out, READY, "True" if ready else "False", reason, message)
     return out
+
+
+def invalid(status: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """A request its Promise's API rejects (Kratix's API server would refuse it): no workflow
+    runs and its previous outputs stay."""
+    out = copy.deepcopy(status)
+    out["message"] = "Invalid: " + "; ".join(problems)
+    set_condition(out, RECONCILED, "False", "ValidationFailed", "; ".join(problems))
+    return out

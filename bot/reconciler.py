@@ -27,7 +27,7 @@ from typing import Any
 from bot import layout
 from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementRecord, work_digest
 from bot.changes import detect_changes, due_for_periodic
-from bot.model import DESTINATION, PROMISE, Placement, Ref, Work
+from bot.model import DESTINATION, PROMISE, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform
 from bot.reconcile_plan import (
@@ -44,6 +44,7 @@ from bot.reconcile_status import (
     configure_succeeded,
     delete_failed,
     destination_ready,
+    invalid,
     paused,
     promise_requirements,
     requirements_not_installed,
@@ -54,6 +55,8 @@ from bot.scheduling import schedule
 from bot.secrets import SecretResolver
 from bot.settings import Settings
 from bot.statestores.base import open_store
+from bot.validate_common import Report
+from bot.validation import check_request
 from bot.writes import StoreBatch, Target, WriteSet, store_key
 from runners.base import Runner
 
@@ -371,6 +374,10 @@ class _Run:
                                                  "its configure workflow has not succeeded")
                 self.attention.add(req.ref)
                 continue
+            problems = self._request_errors(req)
+            if problems:
+                rec.status = invalid(rec.status, problems)
+                continue
             key = request_cache_key(promise, req)
             if not promise.pipelines("resource", "configure"):
                 self.owned(req.ref).clear()
@@ -397,6 +404,14 @@ class _Run:
             else:
                 self._forget(ref)
         return tasks
+
+    def _request_errors(self, req: ResourceRequest) -> list[str]:
+        """Validation errors of one request against its Promise's API (bot.validation)."""
+        promise = self.after.promises[req.promise]
+        report = Report(self.after.documents.get(req.source), req.source)
+        check_request(req, promise, report)
+        return [f"{p.field}: {p.message}" if p.field else p.message
+                for p in report.problems if p.severity == "error"]
 
     # -- destinations ---------------------------------------------------------------
 

@@ -203,3 +203,12 @@ def test_plan_writes_nothing(env):
     assert R1 in paths and STATIC in paths
     assert env.store_commits() == commits
     assert env.state_branch_commits() == 0
+
+
+def test_invalid_request_is_recorded_not_run(env):
+    env.write("requests/bad.yaml", request("Redis", "Bad_Name", {"size": 1}))
+    env.commit("invalid request")
+    report = env.reconcile()
+    assert not any("Bad_Name" in r for r in runs(report))
+    rec = env.bookkeeping().get(Ref("Redis.test.promisebot.io", "Bad_Name", "default"))
+    assert rec.status["message"].startswith("Invalid: ")
