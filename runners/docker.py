@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import docker
@@ -75,6 +76,8 @@ class DockerRunner:
         self._active: dict[str, list[tuple[str, str]]] = {}  # run id -> [(kind, name)] to remove
         self._aborted = False
         self._holder_ready = False
+        self._pending: dict[str, list[Future[Any]]] = {}  # run id -> background removals
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docker-io")
 
     # -- public -------------------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class DockerRunner:
             if self._aborted:
                 raise RunnerAborted("the runner was aborted")
             self._active[run_id] = []
+            self._pending[run_id] = []
         try:
             self._run(job, run_id, result, started + job.timeout)
         except (PipelineSpecError, ImageError, OutputRejected, StatusError, SelectorsError) as exc:
@@ -123,7 +127,9 @@ class DockerRunner:
         volumes = {key: f"pb-{run_id}-{key}" for key in KRATIX_DIRS}
         for name in volumes.values():
             self._track(run_id, "volume", name)
-            self.client.api.create_volume(name=name, labels=labels)
+        for created in [self._background.submit(self.client.api.create_volume, name=name, labels=labels)
+                        for name in volumes.values()]:
+            created.result()
         holder = f"pb-{run_id}-holder"
         self._track(run_id, "container", holder)
         self.client.api.create_container(
@@ -132,12 +138,14 @@ class DockerRunner:
                 mounts=[Mount(path, volumes[key], type="volume") for key, path in KRATIX_DIRS.items()]),
         )
         result.object_yaml = yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False).encode()
-        self.client.api.put_archive(holder, KRATIX_DIRS["input"], _tar({"object.yaml": result.object_yaml}))
+        # object.yaml goes in while the first container is being created (it starts after).
+        loaded = self._background.submit(self.client.api.put_archive, holder, KRATIX_DIRS["input"],
+                                         _tar({"object.yaml": result.object_yaml}))
 
         mounts = [Mount(path, volumes[key], type="volume", read_only=key == "input", no_copy=True)
                   for key, path in KRATIX_DIRS.items()]
         for index, container in enumerate(pipeline.containers):
-            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline)
+            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded)
             result.containers.append(outcome)
             if not outcome.succeeded:
                 result.error = f"container {container.name!r}: {outcome.error or f'exited with code {outcome.exit_code}'}"
@@ -159,7 +167,7 @@ class DockerRunner:
         result.succeeded = True
 
     def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
-                       mounts: list[Mount], deadline: float) -> ContainerResult:
+                       mounts: list[Mount], deadline: float, loaded: Future[Any]) -> ContainerResult:
         spec = job.pipeline.containers[index]
         settings = job.settings
         outcome = ContainerResult(name=spec.name, image=spec.image, exit_code=None)
@@ -188,6 +196,7 @@ class DockerRunner:
             ),
         )
         self._check_aborted()
+        loaded.result()
         self.client.api.start(name)
         remaining = deadline - time.monotonic()
         try:
@@ -208,8 +217,8 @@ class DockerRunner:
             outcome.oom_killed = True
             outcome.error = (f"killed: out of memory (exceeded the {settings.memory_bytes}-byte memory limit, "
                              f"exit code {outcome.exit_code})")
-        self.client.api.remove_container(name, force=True)
-        self._untrack(run_id, "container", name)
+        # Removed while the next step goes on; `_cleanup` waits for it (and retries if it failed).
+        self._pending[run_id].append(self._background.submit(self._remove, run_id, "container", name))
         return outcome
 
     def _logs(self, name: str, limit: int) -> str:
@@ -274,9 +283,14 @@ class DockerRunner:
                 raise RunnerAborted("the runner was aborted")
             self._active[run_id].append((kind, name))
 
-    def _untrack(self, run_id: str, kind: str, name: str) -> None:
+    def _remove(self, run_id: str, kind: str, name: str) -> None:
+        if kind == "container":
+            self.client.api.remove_container(name, force=True)
+        else:
+            self.client.api.remove_volume(name, force=True)
         with self._lock:
-            self._active[run_id].remove((kind, name))
+            if (kind, name) in self._active.get(run_id, []):
+                self._active[run_id].remove((kind, name))
 
     def _check_aborted(self) -> None:
         if self._aborted:
@@ -284,22 +298,29 @@ class DockerRunner:
 
     def _cleanup(self, run_id: str) -> None:
         with self._lock:
+            pending = self._pending.pop(run_id, [])
+        for future in pending:
+            future.exception()  # wait; a failed removal is retried below
+        with self._lock:
             items = self._active.pop(run_id, [])
-        for kind, name in sorted(items, key=lambda item: item[0] != "container"):  # containers first
-            for attempt in (1, 2):
-                try:
-                    if kind == "container":
-                        self.client.api.remove_container(name, force=True)
-                    else:
-                        self.client.api.remove_volume(name, force=True)
-                    break
-                except NotFound:
-                    break
-                except (APIError, requests.RequestException):  # e.g. removal already in progress
-                    if attempt == 2:
-                        raise
-                    time.sleep(0.5)
+        containers = [name for kind, name in items if kind == "container"]
+        volumes = [name for kind, name in items if kind == "volume"]
+        for name in containers:
+            self._remove_retrying(run_id, "container", name)
+        for removed in [self._background.submit(self._remove_retrying, run_id, "volume", name) for name in volumes]:
+            removed.result()
 
+    def _remove_retrying(self, run_id: str, kind: str, name: str) -> None:
+        for attempt in (1, 2):
+            try:
+                self._remove(run_id, kind, name)
+                return
+            except NotFound:
+                return
+            except (APIError, requests.RequestException):  # e.g. removal already in progress
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
 
 def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None) -> bytes:
     buf = io.BytesIO()

@@ -1,0 +1,70 @@
+"""Runner overhead per pipeline, as a ratio to a bare `docker run --rm` of the same image and
+command, both measured in this run (median of N repetitions). Target: at most 1.3x.
+
+    .venv/bin/python bench/bench_runner.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.model import Container, Pipeline, Source  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from runners.base import PipelineJob  # noqa: E402
+from runners.docker import DockerRunner  # noqa: E402
+
+IMAGE = "promisebot/busybox:latest"
+SCRIPT = "echo hello > /tmp/hello.yaml; cat /tmp/hello.yaml"
+TARGET = 1.3
+
+
+def bare() -> float:
+    start = time.perf_counter()
+    subprocess.run(["docker", "run", "--rm", IMAGE, "sh", "-c", SCRIPT], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def runner_once(runner: DockerRunner, job: PipelineJob) -> float:
+    start = time.perf_counter()
+    result = runner.run(job)
+    elapsed = time.perf_counter() - start
+    if not result.succeeded:
+        raise SystemExit(f"pipeline failed: {result.error}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    subprocess.run([str(Path(__file__).resolve().parent.parent / "scripts" / "build-images.sh")], check=True,
+                   capture_output=True)
+    settings = load_settings().runner
+    pipeline = Pipeline("bench", [Container("c", IMAGE, command=["sh", "-c"], args=[SCRIPT],
+                                            image_pull_policy="Never")], {}, Source("bench"))
+    job = PipelineJob(pipeline, "resource", "configure", {"metadata": {"name": "bench"}, "spec": {}},
+                      [("KRATIX_WORKFLOW_ACTION", "configure")], settings)
+    runner = DockerRunner()
+    bare(), runner_once(runner, job)  # warm up both paths
+    bares, runs = [], []
+    for _ in range(args.repeat):  # interleaved so engine load drifts affect both alike
+        bares.append(bare())
+        runs.append(runner_once(runner, job))
+    b, r = statistics.median(bares), statistics.median(runs)
+    ratio = r / b
+    print(f"bare docker run --rm : median {b * 1000:7.1f} ms over {args.repeat}")
+    print(f"promisebot runner    : median {r * 1000:7.1f} ms over {args.repeat} "
+          "(volumes, object.yaml in, container, output+metadata out, cleanup)")
+    print(f"ratio {ratio:.2f}x (target <= {TARGET}x): {'OK' if ratio <= TARGET else 'OVER TARGET'}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
