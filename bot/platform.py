@@ -232,7 +232,16 @@ def read_settings(source: PlatformSource) -> tuple[Settings, list[Problem]]:
     for key in doc.data:
         if key not in known:
             problems.append(Problem(doc.source_at((key,)), key, f"unknown setting (known: {', '.join(known)})"))
-    overrides = {k: v for k, v in doc.data.items() if k in known}
+    overrides = {}
+    for key, value in doc.data.items():
+        expected = known.get(key)
+        if key not in known:
+            continue
+        if isinstance(expected, list | dict) and not isinstance(value, type(expected)):
+            kind = "a list" if isinstance(expected, list) else "a mapping"
+            problems.append(Problem(doc.source_at((key,)), key, f"must be {kind}; using the default"))
+            continue
+        overrides[key] = value
     try:
         return load_settings(overrides), problems
     except (ValueError, TypeError) as exc:

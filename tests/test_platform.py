@@ -180,6 +180,13 @@ def test_a_bad_settings_file_is_a_problem_and_defaults_apply(tmp_path):
     assert platform.settings.max_file_bytes == 1048576
 
 
+def test_a_mistyped_setting_is_reported_and_its_default_kept(tmp_path):
+    _write(tmp_path, {".promisebot.yaml": "exclude: drafts\nrunner: 5\nstateBranch: state\n"})
+    platform = load_platform_dir(tmp_path)
+    assert [(p.source.line, p.field) for p in platform.problems] == [(1, "exclude"), (2, "runner")]
+    assert platform.settings.exclude == [] and platform.settings.state_branch == "state"
+
+
 def test_git_commit_is_read_without_checkout(tmp_path):
     repo = git.Repo.init(tmp_path, initial_branch="main")
     _write(tmp_path, {"db.yaml": PROMISE, "r.yaml": "apiVersion: test.io/v1\nkind: Database\nmetadata: {name: r}\n"})
