@@ -29,7 +29,7 @@ from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementR
 from bot.changes import detect_changes, due_for_periodic
 from bot.model import DESTINATION, PROMISE, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
-from bot.platform import GitTreeSource, LoadedPlatform, load_platform
+from bot.platform import LoadedPlatform, load_platform, read_settings
 from bot.reconcile_plan import (
     DELETED,
     Task,
@@ -40,6 +40,7 @@ from bot.reconcile_plan import (
     request_cache_key,
 )
 from bot.reconcile_run import Outcome, crash_point, fold_configure, run_tasks
+from bot.reconcile_source import GitSnapshot, changed_files, object_files
 from bot.reconcile_status import (
     configure_succeeded,
     delete_failed,
@@ -53,7 +54,7 @@ from bot.reconcile_status import (
 )
 from bot.scheduling import schedule
 from bot.secrets import SecretResolver
-from bot.settings import Settings
+from bot.settings import SETTINGS_FILE, Settings
 from bot.statestores.base import open_store
 from bot.validate_common import Report
 from bot.validation import check_request
@@ -140,8 +141,7 @@ class _Run:
                  dry_run: bool, progress: Progress | None) -> None:
         self.repo, self.runner, self.dry_run, self.progress = repo, runner, dry_run, progress
         self.to_sha = rev_parse(repo, to_rev)
-        self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha))
-        self.settings: Settings = self.after.settings or Settings.from_dict({})
+        self.settings: Settings = read_settings(GitSnapshot(repo, self.to_sha, {SETTINGS_FILE}))[0]
         self.bk = Bookkeeping.open(repo, self.settings.state_branch)
         self.from_sha = rev_parse(repo, from_rev) if from_rev else self.bk.meta.get("revision")
         self.now = now_utc()
@@ -150,6 +150,7 @@ class _Run:
                                     self.settings.reconcile_interval_seconds)
         self.periodic = periodic or not self.from_sha
         self.full = full or self.periodic
+        self.attention_refs = {Ref(k, n, ns) for k, ns, n in self.bk.meta.get("attention") or []}
         self.records: dict[Ref, ObjectRecord] = {}
         self.works: dict[Ref, dict[str, Work]] = {}  # current Works of touched objects
         self.old_digests: dict[Ref, dict[str, str]] = {}
@@ -159,6 +160,8 @@ class _Run:
         self.placed: dict[Ref, list[Placement]] = {}
         self.pending: dict[Ref, list[str]] = {}
         self.misplaced: set[Placement] = set()
+        self.only = None if self.full else self._partial_paths()
+        self.after: LoadedPlatform = load_platform(GitSnapshot(repo, self.to_sha, self.only), self.settings)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -179,16 +182,32 @@ class _Run:
     def _rebuild(self, *bodies: dict[str, Any]) -> LoadedPlatform:
         return rebuild(list(bodies), self.after.root or self.repo, self.settings)
 
+    def _partial_paths(self) -> set[str] | None:
+        """The files an incremental run must read, or None to read everything: when a Kratix
+        object file (Promise, Destination, State Store) changed, scheduling or a Promise
+        cascade may concern every request."""
+        assert self.from_sha
+        changed = changed_files(self.repo, self.from_sha, self.to_sha)
+        objects = object_files(self.repo, self.to_sha) | object_files(self.repo, self.from_sha)
+        if changed & objects:
+            return None
+        files = set()
+        for ref in self.attention_refs:
+            path = self.record(ref).data.get("file")
+            if ref.kind != PROMISE and ref.kind != DESTINATION and not path:
+                return None
+            files.add(path)
+        return objects | changed | files
+
     def _candidates(self) -> set[Ref] | None:
         """Refs to look at in an incremental run; None means every object (full run)."""
         if self.full:
             return None
-        before = load_platform(GitTreeSource(self.repo, self.from_sha), self.settings)
+        before = load_platform(GitSnapshot(self.repo, self.from_sha, self.only), self.settings)
         changes = detect_changes(before, self.after)
         refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations)
                 for c in group}
-        refs |= {Ref(k, n, ns) for k, ns, n in self.bk.meta.get("attention") or []}
-        return refs
+        return refs | self.attention_refs
 
     # -- the run -------------------------------------------------------------------
 
@@ -361,6 +380,7 @@ class _Run:
             rec = self.record(req.ref)
             rec.data["body"] = req.body
             rec.data["promise"] = req.promise
+            rec.data["file"] = req.source.file
             if req.promise in blocked:
                 rec.status = requirements_not_installed(rec.status)
                 self.attention.add(req.ref)
@@ -453,8 +473,12 @@ class _Run:
     # -- scheduling and layout -----------------------------------------------------------
 
     def _all_live_refs(self) -> list[Ref]:
-        refs = [p.ref for p in self.after.promises.values()] + list(self.after.requests)
-        return [r for r in refs if r not in self.deleted]
+        refs = {p.ref for p in self.after.promises.values()} | set(self.after.requests)
+        if self.only is not None:  # a partial snapshot: unchanged requests are known from bookkeeping
+            for p in self.after.promises.values():
+                if p.api:
+                    refs |= set(self.bk.refs(p.api.request_kind))
+        return sorted(refs - self.deleted)
 
     def _schedule_and_layout(self, writes: WriteSet, dest_changes: dict[str, str]) -> dict[Ref, list[Placement]]:
         """Decide every placement to write or remove and add it to `writes`; returns the new
