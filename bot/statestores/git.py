@@ -4,9 +4,9 @@ per change set, built in time proportional to the changed files.
 How a write works, without a work tree or an index:
 - the cache is a bare repository under `cache_dir` keyed by url+branch; before each write
   `git ls-remote` reads the remote branch and `git fetch` runs only if that commit is unknown;
-- blobs and the trees along the changed paths are written straight into the object database
-  (GitPython/gitdb); untouched subtrees are reused by id, so files already in the store cost
-  nothing; a delete prefix simply starts its directory empty;
+- one `git fast-import` run writes the new blobs and the trees along the changed paths on top
+  of the remote head; untouched subtrees are reused by id, so files already in the store cost
+  nothing, and a delete prefix (`D <dir>` before the puts) empties its directory in one step;
 - `git diff-tree` between the old and new root trees gives the added/modified/removed files;
   an unchanged root tree means no commit;
 - one commit (author/committer from `gitAuthor`), one `git push <commit>:refs/heads/<branch>`.
@@ -33,15 +33,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from io import BytesIO
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from git import Actor, Commit, Repo
-from git.objects.fun import tree_entries_from_data, tree_to_stream
-from gitdb.base import IStream
-from gitdb.exc import BadObject
 
 from bot.model import FileChanges, StateStore
 from bot.secrets import Secret, SecretResolver, redact
@@ -55,6 +51,7 @@ from bot.statestores.base import (
     ReadyResult,
     StateStoreError,
     WriteResult,
+    ancestors,
     check_trailers,
     commit_message,
     normalise_path,
@@ -66,7 +63,7 @@ DEFAULT_BRANCH = "main"
 DEFAULT_AUTHOR_NAME = "promisebot"
 BASIC_AUTH, SSH_AUTH = "basicAuth", "ssh"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-FILE_MODE, TREE_MODE = 0o100644, 0o040000
+BUILD_REF = "refs/promisebot/build"  # scratch ref fast-import writes to
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:")
 _AUTH_FAILURES = (
     "authentication failed",
@@ -120,28 +117,6 @@ def parse_remote(url: str, platform_root: Path) -> _Remote:
         raise ValueError(f"unsupported GitStateStore url scheme in {url!r} (use https, http, ssh, file or a path)")
     path = Path(url).expanduser()
     return _Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
-
-
-def _sort_key(entry: tuple[bytes, int, str]) -> bytes:
-    """Git's tree order: names compared as bytes, a tree's name as if it ended in '/'."""
-    name = entry[2].encode()
-    return name + b"/" if entry[1] == TREE_MODE else name
-
-
-@dataclass(slots=True)
-class _Node:
-    """A directory (or file) the change set touches: `blob` to put, `delete`, `clear` (prefix)."""
-
-    children: dict[str, _Node] = field(default_factory=dict)
-    blob: bytes | None = None
-    delete: bool = False
-    clear: bool = False
-
-    def at(self, path: str) -> _Node:
-        node = self
-        for part in path.split("/") if path else ():
-            node = node.children.setdefault(part, _Node())
-        return node
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +202,10 @@ class GitStateStoreWriter:
         norm = NormalisedChanges.of(changes)
         check_trailers(trailers)
         with self._session() as (repo, env):
-            tree_plan = self._plan(repo, norm)
+            commands = fast_import_commands(norm)
             for attempt in range(1, self._max_attempts + 1):
                 head = self._sync(repo, env)
-                old_tree, new_tree, diff = self._build(repo, head, tree_plan)
+                old_tree, new_tree, diff = self._build(repo, head, commands)
                 if new_tree == old_tree:
                     log.info("%s: nothing to commit", self)
                     return WriteResult(None)
@@ -259,7 +234,7 @@ class GitStateStoreWriter:
         norm = NormalisedChanges.of(changes)
         with self._session() as (repo, env):
             head = self._sync(repo, env)
-            _old, _new, diff = self._build(repo, head, self._plan(repo, norm))
+            _old, _new, diff = self._build(repo, head, fast_import_commands(norm))
 
             def blob(sha: str | None) -> bytes | None:
                 return repo.odb.stream(bytes.fromhex(sha)).read() if sha else None
@@ -311,10 +286,11 @@ class GitStateStoreWriter:
             cfg.set_value('remote "origin"', "url", self.remote.url)
             cfg.set_value('remote "origin"', "fetch", f"+refs/heads/{self.branch}:{self._tracking}")
             cfg.set_value("gc", "autoDetach", "false")
-        repo.odb.store(IStream(b"tree", 0, BytesIO(b"")))  # the empty tree, for empty commits
         repo.close()
         tmp.rename(self._path)
-        return Repo(self._path)
+        repo = Repo(self._path)
+        self._run(repo, ["mktree"], env={}, what="initialise the cache of", stdin=b"")  # the empty tree
+        return repo
 
     @contextmanager
     def _network_env(self) -> Iterator[dict[str, str]]:
@@ -355,18 +331,26 @@ class GitStateStoreWriter:
             self._secret_values = []
             yield env
 
-    def _exec(self, repo: Repo, args: list[str], env: dict[str, str], network: bool) -> tuple[int, str, str]:
+    def _exec(
+        self, repo: Repo, args: list[str], env: dict[str, str], network: bool, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
         """`git <args>` in the cache: (status, stdout, stderr). Network commands use no helper."""
         cmd = ["git", "--literal-pathspecs"] + (["-c", "credential.helper="] if network else []) + args
-        return repo.git.execute(
-            cmd, env=env, with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False
-        )
+        with tempfile.TemporaryFile() as data:
+            if stdin is not None:
+                data.write(stdin)
+                data.seek(0)
+            return repo.git.execute(
+                cmd, env=env, istream=data if stdin is not None else None, with_extended_output=True,
+                with_exceptions=False, strip_newline_in_stdout=False,
+            )
 
     def _run(
-        self, repo: Repo, args: list[str], *, env: dict[str, str], what: str, network: bool = False
+        self, repo: Repo, args: list[str], *, env: dict[str, str], what: str, network: bool = False,
+        stdin: bytes | None = None,
     ) -> str:
         """`git <args>`'s stdout; StateStoreError (secrets redacted) if it fails."""
-        status, out, err = self._exec(repo, args, env, network)
+        status, out, err = self._exec(repo, args, env, network, stdin)
         if status != 0:
             raise StateStoreError(self._describe_failure(what, err))
         return out
@@ -411,12 +395,8 @@ class GitStateStoreWriter:
         self._synced, self._has_synced = head, True
         return head
 
-    @staticmethod
-    def _has_commit(repo: Repo, sha: str) -> bool:
-        try:
-            return repo.odb.info(bytes.fromhex(sha)).type == b"commit"
-        except (BadObject, ValueError):
-            return False
+    def _has_commit(self, repo: Repo, sha: str) -> bool:
+        return self._exec(repo, ["cat-file", "-e", f"{sha}^{{commit}}"], {}, network=False)[0] == 0
 
     def _push(self, repo: Repo, env: dict[str, str], commit: str) -> bool:
         """Push `commit` to the branch (never forced). False if rejected because the branch moved."""
@@ -437,31 +417,18 @@ class GitStateStoreWriter:
 
     # -- building the new tree ----------------------------------------------------------
 
-    def _plan(self, repo: Repo, changes: NormalisedChanges) -> _Node:
-        """The change set as a tree of touched paths, with the new blobs stored in the cache."""
-        root = _Node()
-        for prefix in changes.delete_prefixes:
-            root.at(prefix).clear = True
-        for path in changes.deletes:
-            root.at(path).delete = True
-        for path, content in changes.puts.items():
-            node = root.at(path)
-            if node.children:
-                raise ValueError(f"state store path {path!r} is written both as a file and as a directory")
-            node.blob = repo.odb.store(IStream(b"blob", len(content), BytesIO(content))).binsha
-        for path in changes.puts:
-            parent = path.rpartition("/")[0]
-            while parent:
-                if root.at(parent).blob is not None:
-                    raise ValueError(f"state store path {parent!r} is written both as a file and as a directory")
-                parent = parent.rpartition("/")[0]
-        return root
+    def _build(self, repo: Repo, head: str | None, commands: bytes) -> tuple[str, str, list[_Change]]:
+        """(old root tree, new root tree, files changed) for the change set applied on `head`.
 
-    def _build(self, repo: Repo, head: str | None, plan: _Node) -> tuple[str, str, list[_Change]]:
-        """(old root tree, new root tree, files changed) for `plan` applied on `head`."""
-        old_tree = repo.commit(head).tree.hexsha if head else EMPTY_TREE
-        new = self._write_tree(repo, None if old_tree == EMPTY_TREE else bytes.fromhex(old_tree), plan)
-        new_tree = new.hex() if new else EMPTY_TREE
+        `git fast-import` loads only the trees along the changed paths, so the cost follows
+        the change set, not the files already in the store.
+        """
+        start = f"from {head}\n" if head else "deleteall\n"
+        stream = f"commit {BUILD_REF}\ncommitter promisebot <> 0 +0000\ndata 0\n{start}".encode()
+        self._run(repo, ["fast-import", "--quiet", "--force", "--done"], env={}, what="build a commit for",
+                  stdin=stream + commands + b"done\n")
+        revs = [f"{BUILD_REF}^{{tree}}"] + ([f"{head}^{{tree}}"] if head else [])
+        new_tree, old_tree = (self._run(repo, ["rev-parse", *revs], env={}, what="build").split() + [EMPTY_TREE])[:2]
         if new_tree == old_tree:
             return old_tree, new_tree, []
         out = self._run(
@@ -469,32 +436,29 @@ class GitStateStoreWriter:
         )
         return old_tree, new_tree, _parse_raw_diff(out)
 
-    def _write_tree(self, repo: Repo, base: bytes | None, node: _Node) -> bytes | None:
-        """The id of `base` with `node`'s changes (None if the result is empty). Recursive."""
-        entries: dict[str, tuple[bytes, int]] = {}
-        if base is not None and not node.clear:
-            data = repo.odb.stream(base).read()
-            entries = {name: (sha, mode) for sha, mode, name in tree_entries_from_data(data)}
-        for name, child in node.children.items():
-            old = entries.get(name)
-            if child.blob is not None:
-                entries[name] = (child.blob, FILE_MODE)
-            elif child.children or child.clear:
-                sub_base = old[0] if old and old[1] == TREE_MODE else None
-                sub = self._write_tree(repo, sub_base, child)
-                if sub is not None:
-                    entries[name] = (sub, TREE_MODE)
-                elif old and old[1] == TREE_MODE:
-                    del entries[name]
-            elif child.delete and old and old[1] != TREE_MODE:
-                del entries[name]
-        if not entries:
-            return None
-        items = sorted(((sha, mode, name) for name, (sha, mode) in entries.items()), key=_sort_key)
-        buf = BytesIO()
-        tree_to_stream(items, buf.write)
-        data = buf.getvalue()
-        return repo.odb.store(IStream(b"tree", len(data), BytesIO(data))).binsha
+
+def fast_import_commands(changes: NormalisedChanges) -> bytes:
+    """The change set as `git fast-import` file commands: delete prefixes, deletes, then puts,
+    so a prefix ends up holding exactly the files put under it. Raises ValueError."""
+    for path in changes.puts:
+        if any(part.lower() == ".git" for part in path.split("/")):
+            raise ValueError(f"state store path {path!r}: '.git' is not allowed in a Git state store")
+        for parent in ancestors(path):
+            if parent in changes.puts:
+                raise ValueError(f"state store path {parent!r} is written both as a file and as a directory")
+    out: list[bytes] = []
+    for prefix in sorted(changes.delete_prefixes):
+        out.append(b"deleteall\n" if prefix == "" else b"D " + _quote(prefix) + b"\n")
+    out += [b"D " + _quote(path) + b"\n" for path in sorted(changes.deletes)]
+    for path, content in sorted(changes.puts.items()):
+        out += [b"M 100644 inline ", _quote(path), b"\ndata %d\n" % len(content), content, b"\n"]
+    return b"".join(out)
+
+
+def _quote(path: str) -> bytes:
+    """A path as a C-style quoted fast-import string."""
+    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return b'"' + escaped.encode() + b'"'
 
 
 def _parse_raw_diff(out: str) -> list[_Change]:
