@@ -129,6 +129,9 @@ def test_delete_prefixes_mirror_the_latest_output(tmp_path):
     w.apply(FileChanges(delete_prefixes={place}), "remove placement", {})
     assert files(remote) == {"dest/resources/other.yaml": b"4"}
     assert w.list("dest") == ["dest/resources/other.yaml"]
+    # The root as a delete prefix empties the branch (an empty tree, still one commit).
+    assert w.apply(FileChanges(delete_prefixes={""}), "remove all", {}).removed == ["dest/resources/other.yaml"]
+    assert files(remote) == {} and len(subjects(remote)) == 4
 
 
 def test_read_list_and_diff_do_not_write(tmp_path):

@@ -85,14 +85,14 @@ esac
 
 
 @dataclass(frozen=True, slots=True)
-class _Remote:
+class Remote:
     """Where the store lives: `url` as given to git, `transport` "local" | "http" | "ssh"."""
 
     url: str
     transport: str
 
 
-def parse_remote(url: str, platform_root: Path) -> _Remote:
+def parse_remote(url: str, platform_root: Path) -> Remote:
     """The remote for a GitStateStore `url` (contract §3.6). Raises ValueError.
 
     Local paths and `file://` URLs are resolved against `platform_root` when relative;
@@ -108,15 +108,16 @@ def parse_remote(url: str, platform_root: Path) -> _Remote:
             raise ValueError(
                 "GitStateStore spec.url must not contain a password; put it in the secret's `password` key"
             )
-        return _Remote(url, "http")
+        return Remote(url, "http")
     if lower.startswith("ssh://") or _SCP_LIKE.match(url):
-        return _Remote(url, "ssh")
+        return Remote(url, "ssh")
     if lower.startswith("file://"):
         url = url[len("file://") :]
     elif "://" in url:
-        raise ValueError(f"unsupported GitStateStore url scheme in {url!r} (use https, http, ssh, file or a path)")
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"unsupported GitStateStore url scheme {scheme!r} (use https, http, ssh, file or a path)")
     path = Path(url).expanduser()
-    return _Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
+    return Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +289,7 @@ class GitStateStoreWriter:
             cfg.set_value("gc", "autoDetach", "false")
         repo.close()
         tmp.rename(self._path)
-        repo = Repo(self._path)
-        self._run(repo, ["mktree"], env={}, what="initialise the cache of", stdin=b"")  # the empty tree
-        return repo
+        return Repo(self._path)
 
     @contextmanager
     def _network_env(self) -> Iterator[dict[str, str]]:
