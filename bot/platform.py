@@ -446,6 +446,7 @@ def _pipeline(item: Any, source: Source) -> Pipeline:
             command=[str(x) for x in c["command"]] if isinstance(c.get("command"), list) else None,
             args=[str(x) for x in c["args"]] if isinstance(c.get("args"), list) else None,
             env=[e for e in _list(c.get("env")) if isinstance(e, dict)],
+            working_dir=_text(c.get("workingDir")) or None,
             image_pull_policy=_text(c.get("imagePullPolicy"), "IfNotPresent"),
         )
         for c in _list(spec.get("containers")) if isinstance(c, dict)

@@ -38,8 +38,10 @@ PROMISE_SPEC_FIELDS = ("api", "dependencies", "workflows", "destinationSelectors
 PIPELINE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 PIPELINE_SPEC_FIELDS = ("containers", "imagePullSecrets", "jobOptions", "nodeSelector", "rbac",
                         "restartPolicy", "tolerations", "volumes")
+# Kratix's Container fields (contract §1.1) plus `workingDir`, a promisebot extension the
+# runner honours (documented in docs/platform-repo.md).
 CONTAINER_FIELDS = ("name", "image", "args", "command", "env", "envFrom", "volumeMounts",
-                    "imagePullPolicy", "securityContext", "resources")
+                    "imagePullPolicy", "securityContext", "resources", "workingDir")
 
 
 def check_promise(promise: Promise, report: Report) -> None:

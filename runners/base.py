@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.model import KRATIX_GROUP, Container, Pipeline, Promise, ResourceRequest, WorkloadGroup
+from bot.model import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, WorkloadGroup
 from bot.settings import RunnerSettings, parse_duration
 from bot.status_merge import WorkflowControl
 
@@ -149,17 +149,6 @@ def container_env(job: PipelineJob, index: int) -> list[str]:
         value = item.get("value", "")
         env.append(f"{name}={'' if value is None else _env_text(value)}")
     return env
-
-
-def working_dir(pipeline: Pipeline, index: int) -> str | None:
-    """The container's workingDir (from the model, else the raw Pipeline spec)."""
-    container: Container = pipeline.containers[index]
-    if container.working_dir:
-        return container.working_dir
-    raw = (pipeline.spec.get("containers") or [])
-    if index < len(raw) and isinstance(raw[index], dict) and isinstance(raw[index].get("workingDir"), str):
-        return raw[index]["workingDir"] or None
-    return None
 
 
 def _env_text(value: Any) -> str:

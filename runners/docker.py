@@ -47,7 +47,6 @@ from runners.base import (
     PipelineResult,
     PipelineSpecError,
     container_env,
-    working_dir,
 )
 from runners.outputs import Limits, OutputRejected, parse_metadata, read_kratix_archive
 
@@ -180,7 +179,7 @@ class DockerRunner:
             command=spec.args,  # Kubernetes args -> Docker CMD, command -> ENTRYPOINT
             entrypoint=spec.command,
             environment=env,
-            working_dir=working_dir(job.pipeline, index),
+            working_dir=spec.working_dir,
             labels=self._labels(run_id),
             host_config=self.client.api.create_host_config(
                 mounts=mounts,

@@ -57,6 +57,7 @@ spec:
                 image: example/one:v1
                 args: [--fast]
                 env: [{name: A, value: b}]
+                workingDir: /work
                 imagePullPolicy: Never
 """
 
@@ -116,6 +117,7 @@ def test_promise_model(tmp_path):
     assert (container.name, container.image, container.args, container.image_pull_policy) == (
         "one", "example/one:v1", ["--fast"], "Never")
     assert container.env == [{"name": "A", "value": "b"}]
+    assert container.working_dir == "/work"
 
 
 def test_requests_match_any_served_version_and_other_objects_are_ignored(tmp_path):

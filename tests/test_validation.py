@@ -38,7 +38,7 @@ EXPECTED = {
                                           "unsupported pipeline 'p1' with APIVersion \"Job/platform.kratix.io/v1alpha1\""),
     "promises/pipeline-spec-unknown.yaml": (17, "spec.workflows.resource.configure[0].spec.retries", "unknown field"),
     "promises/pipeline-top-unknown.yaml": (17, "spec.workflows.resource.configure[0].status", "unknown field"),
-    "promises/container-unknown.yaml": (17, "spec.workflows.resource.configure[0].spec.containers[0].workingDir",
+    "promises/container-unknown.yaml": (17, "spec.workflows.resource.configure[0].spec.containers[0].workDir",
                                         "unknown field"),
     "promises/dup-pipeline.yaml": (20, "spec.workflows.resource.configure[1].metadata.name",
                                    "duplicate pipeline name 'p1' in resource configure workflow"),
