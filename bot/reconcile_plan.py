@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.bookkeeping import ObjectRecord
-from bot.changes import spec_hash
+from bot.changes import go_json, spec_hash
 from bot.model import Promise, Ref, ResourceRequest
 from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true
 
@@ -67,10 +67,13 @@ def promise_cache_key(promise: Promise) -> str:
     return _digest("promise", spec_hash(promise), _images(promise, "promise", "configure"))
 
 
-def request_cache_key(promise: Promise, req: ResourceRequest) -> str:
-    """What determines a request's outputs: Kratix's spec hash of Promise and request (so a
-    Promise update re-runs every request, §4.2) and the resource pipeline images (§1.7)."""
-    return _digest("resource", spec_hash(promise, req), _images(promise, "resource", "configure"))
+def request_cache_key(promise: Promise, req: ResourceRequest, promise_hash: str | None = None) -> str:
+    """What determines a request's outputs: the Promise spec (so a Promise update re-runs every
+    request, §4.2), the request spec (hashed as Kratix's `kratix.io/hash` does, §1.7) and the
+    resource pipeline images. `promise_hash` (`spec_hash(promise)`) saves re-hashing the
+    Promise for each of its requests."""
+    return _digest("resource", promise_hash or spec_hash(promise), go_json(req.body.get("spec")).hex(),
+                   _images(promise, "resource", "configure"))
 
 
 def parse_time(text: str | None) -> datetime | None:

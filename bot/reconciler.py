@@ -26,7 +26,7 @@ from typing import Any
 
 from bot import layout
 from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementRecord, work_digest
-from bot.changes import detect_changes, due_for_periodic
+from bot.changes import detect_changes, due_for_periodic, spec_hash
 from bot.model import DESTINATION, PROMISE, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
 from bot.platform import LoadedPlatform, load_platform, read_settings
@@ -371,6 +371,8 @@ class _Run:
     def _plan_requests(self, candidates: set[Ref] | None, available: set[str], blocked: set[str],
                        failed_promise_deletes: set[str]) -> list[Task]:
         tasks: list[Task] = []
+        promise_hashes: dict[str, str] = {}
+        self.bk.get_many([r for r in self.after.requests if candidates is None or r in candidates])  # one read
         for req in sorted(self.after.requests.values(), key=lambda r: r.ref):
             if candidates is not None and req.ref not in candidates:
                 continue
@@ -394,18 +396,21 @@ class _Run:
                                                  "its configure workflow has not succeeded")
                 self.attention.add(req.ref)
                 continue
-            problems = self._request_errors(req)
-            if problems:
-                rec.status = invalid(rec.status, problems)
-                continue
-            key = request_cache_key(promise, req)
+            if promise.name not in promise_hashes:
+                promise_hashes[promise.name] = spec_hash(promise)
+            key = request_cache_key(promise, req, promise_hashes[promise.name])
             if not promise.pipelines("resource", "configure"):
-                self.owned(req.ref).clear()
+                if rec.works:
+                    self.owned(req.ref).clear()
                 rec.cache_key = key
                 continue
             reason, start = configure_reason(key, req.labels, rec, now=self.now,
                                              interval_seconds=self.settings.reconcile_interval_seconds,
                                              periodic=self.full)
+            problems = self._request_errors(req) if reason else []
+            if problems:
+                rec.status = invalid(rec.status, problems)
+                continue
             if reason:
                 tasks.append(Task(req.ref, promise, "resource", "configure", reason, key, request=req,
                                   start_at=start))
