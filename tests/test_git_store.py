@@ -341,3 +341,5 @@ def test_https_missing_secret_says_what_to_create(tmp_path, http_remote):
     ready = writer(tmp_path, server.url("state.git"), secret=CREDS).check_ready()
     assert (ready.ready, ready.reason) == (False, "ErrorInitialisingWriter")
     assert "PROMISEBOT_SECRET_DEFAULT_GIT_CREDS_USERNAME" in ready.message
+    with pytest.raises(StateStoreError, match="PROMISEBOT_SECRET_DEFAULT_GIT_CREDS_USERNAME"):
+        writer(tmp_path, server.url("state.git"), secret=CREDS).apply(FileChanges(puts={"a": b"a"}), "x", {})

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.model import FileChanges, StateStore
-from bot.secrets import Secret, SecretResolver, redact
+from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores.base import (
     ERROR_INITIALISING_WRITER,
     ERROR_VALIDATING_PERMISSIONS,
@@ -139,7 +139,7 @@ class BucketStateStoreWriter:
         """Start and abort a multipart upload of `<path>/.kratix-write-permission-check` (§3.7)."""
         try:
             client = self._s3()
-        except (LookupError, ValueError, BotoCoreError) as exc:
+        except (StateStoreError, ValueError, BotoCoreError) as exc:
             return ReadyResult(False, ERROR_INITIALISING_WRITER, redact(str(exc), self._secret_values))
         base = normalise_path(self.store.path, directory=True)
         key = f"{base}/{PERMISSION_CHECK_FILE}" if base else PERMISSION_CHECK_FILE
@@ -171,7 +171,10 @@ class BucketStateStoreWriter:
             ref = self.store.secret_ref
             if ref is None:
                 raise ValueError(f"BucketStateStore {self.store.name}: authMethod accessKey needs a secretRef")
-            key_id, secret = self._secrets.secret(ref, "accessKeyID"), self._secrets.secret(ref, "secretAccessKey")
+            try:
+                key_id, secret = self._secrets.secret(ref, "accessKeyID"), self._secrets.secret(ref, "secretAccessKey")
+            except SecretNotFoundError as exc:
+                raise StateStoreError(f"BucketStateStore {self.store.name}: {exc}") from None
             self._secret_values = [secret]
             kwargs |= {"aws_access_key_id": key_id.reveal(), "aws_secret_access_key": secret.reveal()}
         config = Config(

@@ -39,8 +39,8 @@ from typing import Literal
 
 from git import Actor, Commit, Repo
 
-from bot.model import FileChanges, StateStore
-from bot.secrets import Secret, SecretResolver, redact
+from bot.model import FileChanges, SecretRef, StateStore
+from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores.base import (
     ERROR_INITIALISING_WRITER,
     ERROR_VALIDATING_PERMISSIONS,
@@ -259,7 +259,7 @@ class GitStateStoreWriter:
                     )
                 except StateStoreError as exc:
                     return ReadyResult(False, ERROR_VALIDATING_PERMISSIONS, str(exc))
-        except (StateStoreError, LookupError, ValueError, OSError) as exc:
+        except (StateStoreError, ValueError, OSError) as exc:
             return ReadyResult(False, ERROR_INITIALISING_WRITER, str(exc))
         return ReadyResult(True, STATE_STORE_READY, READY_MESSAGE)
 
@@ -297,7 +297,7 @@ class GitStateStoreWriter:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_VARIANT": "ssh"}
         ref = self.store.secret_ref
         if self.remote.transport == "http" and ref is not None:
-            self._secret_values = [self._secrets.secret(ref, "username"), self._secrets.secret(ref, "password")]
+            self._secret_values = [self._secret(ref, "username"), self._secret(ref, "password")]
             askpass = self._root / "askpass.sh"
             if not askpass.is_file():
                 tmp = askpass.with_suffix(f".{os.getpid()}.tmp")
@@ -313,7 +313,7 @@ class GitStateStoreWriter:
         elif self.remote.transport == "ssh":
             if ref is None:
                 raise ValueError(f"GitStateStore {self.store.name} uses authMethod ssh but has no secretRef")
-            key, known = self._secrets.secret(ref, "sshPrivateKey"), self._secrets.secret(ref, "knownHosts")
+            key, known = self._secret(ref, "sshPrivateKey"), self._secret(ref, "knownHosts")
             self._secret_values = [key]
             with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp:
                 key_file, hosts_file = Path(tmp) / "id", Path(tmp) / "known_hosts"
@@ -329,6 +329,12 @@ class GitStateStoreWriter:
         else:
             self._secret_values = []
             yield env
+
+    def _secret(self, ref: SecretRef, key: str) -> Secret:
+        try:
+            return self._secrets.secret(ref, key)
+        except SecretNotFoundError as exc:
+            raise StateStoreError(f"GitStateStore {self.store.name}: {exc}") from None
 
     def _exec(
         self, repo: Repo, args: list[str], env: dict[str, str], network: bool, stdin: bytes | None = None
