@@ -46,8 +46,9 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 stamp=.venv/.promisebot-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   log "installing promisebot into .venv"
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2; log "pip install failed"; exit 1
+  fi
   touch "$stamp"
 fi
 
