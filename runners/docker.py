@@ -77,6 +77,11 @@ class DockerRunner:
         self._holder_ready = False
         self._pending: dict[str, list[Future[Any]]] = {}  # run id -> background removals
         self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docker-io")
+        # A finished run's holder and volumes are removed here, off the result's critical path;
+        # `close` waits for them, `abort` removes them at once. Pending removals also run
+        # before the interpreter exits (executor threads are joined at exit).
+        self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docker-cleanup")
+        self._reaping: set[Future[None]] = set()
 
     # -- public -------------------------------------------------------------------------------
 
@@ -98,9 +103,17 @@ class DockerRunner:
                 raise RunnerAborted("the runner was aborted") from exc
             result.succeeded, result.error = False, f"Docker engine error: {_explain(exc)}"
         finally:
-            self._cleanup(run_id)
             result.duration_seconds = time.monotonic() - started
+            self._defer_cleanup(run_id)
         return result
+
+    def close(self) -> None:
+        """Wait until the containers and volumes of every finished run are removed.
+        Raises the first removal error, if any."""
+        with self._lock:
+            reaping = list(self._reaping)
+        for future in reaping:
+            future.result()
 
     def abort(self) -> None:
         """Remove the containers and volumes of every run in progress; refuse new runs.
@@ -108,8 +121,11 @@ class DockerRunner:
         with self._lock:
             self._aborted = True
             run_ids = list(self._active)
+            reaping = list(self._reaping)
         for run_id in run_ids:
             self._cleanup(run_id)
+        for future in reaping:  # removals already under way finish before we return
+            future.exception()
 
     # -- one pipeline -------------------------------------------------------------------------
 
@@ -294,6 +310,18 @@ class DockerRunner:
     def _check_aborted(self) -> None:
         if self._aborted:
             raise RunnerAborted("the runner was aborted")
+
+    def _defer_cleanup(self, run_id: str) -> None:
+        future = self._reaper.submit(self._cleanup, run_id)
+        with self._lock:
+            self._reaping.add(future)
+
+        def done(f: Future[None]) -> None:
+            with self._lock:
+                if f.exception() is None:
+                    self._reaping.discard(f)  # failed removals stay, for `close` to report
+
+        future.add_done_callback(done)
 
     def _cleanup(self, run_id: str) -> None:
         with self._lock:

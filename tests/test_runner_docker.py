@@ -21,6 +21,7 @@ DUMP = ("env | grep -E '^(KRATIX_|USER_)' | sort > /kratix/metadata/env-$STEP; "
 def runner():
     r = DockerRunner()
     yield r
+    r.close()
     assert leftovers(r.session) == []
 
 
@@ -192,6 +193,7 @@ def test_failures_timeout_oom_and_pull_policy(runner):
     logs = limited.pipelines[0].containers[0].logs
     assert logs.startswith("[... ") and logs.endswith("y\n" * 500) and len(logs) < 1100
 
+    runner.close()
     assert leftovers(runner.session) == []  # gone after failure, timeout and OOM
 
 

@@ -42,9 +42,13 @@ def progress_display() -> Iterator[Any]:
 
 
 def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport:
-    with progress_display() as progress:
-        return reconcile(Path(args.platform), runner=DockerRunner(), from_rev=args.from_rev, to_rev=args.to_rev,
-                         full=bool(getattr(args, "all", False)), dry_run=dry_run, progress=progress)
+    runner = DockerRunner()
+    try:
+        with progress_display() as progress:
+            return reconcile(Path(args.platform), runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
+                             full=bool(getattr(args, "all", False)), dry_run=dry_run, progress=progress)
+    finally:
+        runner.close()
 
 
 def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:

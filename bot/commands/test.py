@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print("promisebot test: interrupted; containers and volumes removed", file=sys.stderr)
         reraise_signal(exc)
         raise
+    runner.close()
     _print(result)
     if args.output:
         _write(Path(args.output), result)
