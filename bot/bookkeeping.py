@@ -344,6 +344,10 @@ class Bookkeeping:
             out.append(Ref(parts[1], parts[3][: -len(".json")], ns))
         return sorted(out)
 
+    def has(self, ref: Ref) -> bool:
+        path = object_path(ref)
+        return self._staged[path] is not None if path in self._staged else path in self._tree
+
     def get(self, ref: Ref) -> ObjectRecord | None:
         data = self._read(object_path(ref))
         return ObjectRecord.from_json(json.loads(data)) if data else None

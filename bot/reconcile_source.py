@@ -92,3 +92,14 @@ def object_files(repo: Path, rev: str) -> set[str]:
 def changed_files(repo: Path, old: str, new: str) -> set[str]:
     out = _git(repo, "diff", "--name-only", "-z", "--no-renames", old, new)
     return {p.decode() for p in out.split(b"\0") if p}
+
+
+def mentions_kratix(repo: Path, revs: list[str], paths: set[str]) -> bool:
+    """Whether any of `paths` (as of any of `revs`) is a Kratix object file or the settings file."""
+    if SETTINGS_FILE in paths:
+        return True
+    specs = [f"{rev}:{p}" for rev in revs for p in sorted(paths) if p.endswith(YAML_SUFFIXES)]
+    if not specs:
+        return False
+    out = _git(repo, "cat-file", "--batch", input_bytes="".join(s + "\n" for s in specs).encode())
+    return KRATIX_GROUP.encode() in out

@@ -40,7 +40,7 @@ from bot.reconcile_plan import (
     request_cache_key,
 )
 from bot.reconcile_run import Outcome, crash_point, fold_configure, run_tasks
-from bot.reconcile_source import GitSnapshot, changed_files, object_files
+from bot.reconcile_source import GitSnapshot, changed_files, mentions_kratix, object_files
 from bot.reconcile_status import (
     configure_succeeded,
     delete_failed,
@@ -188,9 +188,9 @@ class _Run:
         cascade may concern every request."""
         assert self.from_sha
         changed = changed_files(self.repo, self.from_sha, self.to_sha)
-        objects = object_files(self.repo, self.to_sha) | object_files(self.repo, self.from_sha)
-        if changed & objects:
+        if mentions_kratix(self.repo, [self.from_sha, self.to_sha], changed):
             return None
+        objects = object_files(self.repo, self.to_sha)  # unchanged files: the same at `from`
         files = set()
         for ref in self.attention_refs:
             path = self.record(ref).data.get("file")
@@ -359,14 +359,13 @@ class _Run:
             kind = self.record(Ref(PROMISE, name)).data.get("requestKind")
             if kind:
                 kinds[kind] = name
-        out = []
+        out: set[Ref] = set()
         for kind, promise_name in sorted(kinds.items()):
-            for ref in self.bk.refs(kind):
-                if ref in self.after.requests:
-                    continue
-                if candidates is None or ref in candidates or promise_name in gone:
-                    out.append(ref)
-        return out
+            if candidates is None or promise_name in gone:
+                out |= {r for r in self.bk.refs(kind) if r not in self.after.requests}
+        if candidates is not None:
+            out |= {r for r in candidates if r.kind in kinds and r not in self.after.requests and self.bk.has(r)}
+        return sorted(out)
 
     def _plan_requests(self, candidates: set[Ref] | None, available: set[str], blocked: set[str],
                        failed_promise_deletes: set[str]) -> list[Task]:
