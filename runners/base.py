@@ -18,6 +18,7 @@ from bot.status_merge import WorkflowControl
 TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 RUN_LABEL = "promisebot.run"  # one pipeline run
 SESSION_LABEL = "promisebot.session"  # one runner instance
+OWNER_LABEL = "promisebot.owner"  # "<hostname>:<pid>" of the process that created it
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 

@@ -21,6 +21,8 @@ failure, timeout and interruption (`abort` removes those of runs still in progre
 from __future__ import annotations
 
 import io
+import os
+import socket
 import tarfile
 import threading
 import time
@@ -39,6 +41,7 @@ from docker.utils import parse_repository_tag
 from bot.status_merge import StatusError
 from bot.workloads import SelectorsError, group_workloads
 from runners.base import (
+    OWNER_LABEL,
     PULL_POLICIES,
     RUN_LABEL,
     SESSION_LABEL,
@@ -82,6 +85,8 @@ class DockerRunner:
         # before the interpreter exits (executor threads are joined at exit).
         self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docker-cleanup")
         self._reaping: set[Future[None]] = set()
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.sweep_orphans()
 
     # -- public -------------------------------------------------------------------------------
 
@@ -115,6 +120,28 @@ class DockerRunner:
         for future in reaping:
             future.result()
 
+    def sweep_orphans(self) -> int:
+        """Remove containers and volumes left by promisebot processes of this host that died
+        before cleaning up (SIGKILL, OOM kill, a crash). Returns how many were removed.
+
+        Only this host's dead owners are swept: other machines sharing a remote engine, and
+        live processes here, keep theirs."""
+        host = self._owner.rsplit(":", 1)[0]
+        removed = 0
+        for kind, items in (("container", self.client.api.containers(all=True, filters={"label": OWNER_LABEL})),
+                            ("volume", self.client.api.volumes(filters={"label": OWNER_LABEL}).get("Volumes") or [])):
+            for item in items:
+                owner_host, _, pid = (item.get("Labels") or {}).get(OWNER_LABEL, "").rpartition(":")
+                if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+                    continue
+                name = item["Names"][0].lstrip("/") if kind == "container" else item["Name"]
+                try:
+                    self._remove("", kind, name)
+                    removed += 1
+                except (NotFound, APIError):
+                    pass  # removed concurrently, or a volume still in use by a live container
+        return removed
+
     def abort(self) -> None:
         """Remove the containers and volumes of every run in progress; refuse new runs.
         Called on interruption, from any thread."""
@@ -142,15 +169,14 @@ class DockerRunner:
         volumes = {key: f"pb-{run_id}-{key}" for key in KRATIX_DIRS}
         for name in volumes.values():
             self._track(run_id, "volume", name)
-        for created in [self._background.submit(self.client.api.create_volume, name=name, labels=labels)
-                        for name in volumes.values()]:
-            created.result()
         holder = f"pb-{run_id}-holder"
         self._track(run_id, "container", holder)
+        # Creating the holder creates its (labelled) volumes and copies the image's 0777 dirs in.
         self.client.api.create_container(
             HOLDER_IMAGE, name=holder, labels=labels, network_disabled=True,
             host_config=self.client.api.create_host_config(
-                mounts=[Mount(path, volumes[key], type="volume") for key, path in KRATIX_DIRS.items()]),
+                mounts=[Mount(path, volumes[key], type="volume", labels=labels)
+                        for key, path in KRATIX_DIRS.items()]),
         )
         result.object_yaml = yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False).encode()
         # object.yaml goes in while the first container is being created (it starts after).
@@ -289,7 +315,7 @@ class DockerRunner:
     # -- bookkeeping for cleanup --------------------------------------------------------------
 
     def _labels(self, run_id: str) -> dict[str, str]:
-        return {RUN_LABEL: run_id, SESSION_LABEL: self.session}
+        return {RUN_LABEL: run_id, SESSION_LABEL: self.session, OWNER_LABEL: self._owner}
 
     def _track(self, run_id: str, kind: str, name: str) -> None:
         """Record a resource before creating it, so an interruption mid-call still removes it."""
@@ -332,10 +358,12 @@ class DockerRunner:
             items = self._active.pop(run_id, [])
         containers = [name for kind, name in items if kind == "container"]
         volumes = [name for kind, name in items if kind == "volume"]
+        # Serially, in this thread: cleanup also runs while the interpreter exits, when no
+        # executor accepts new work.
         for name in containers:
             self._remove_retrying(run_id, "container", name)
-        for removed in [self._background.submit(self._remove_retrying, run_id, "volume", name) for name in volumes]:
-            removed.result()
+        for name in volumes:
+            self._remove_retrying(run_id, "volume", name)
 
     def _remove_retrying(self, run_id: str, kind: str, name: str) -> None:
         for attempt in (1, 2):
@@ -348,6 +376,16 @@ class DockerRunner:
                 if attempt == 2:
                     raise
                 time.sleep(0.5)
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
 
 def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None) -> bytes:
     buf = io.BytesIO()

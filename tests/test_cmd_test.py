@@ -11,6 +11,7 @@ import pytest
 from runner_fixtures import ROOT, images  # noqa: F401
 
 from runners.base import RUN_LABEL
+from runners.docker import DockerRunner
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("images")]
 
@@ -121,20 +122,9 @@ def test_runs_a_workflow_and_shows_everything(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interruption_leaves_no_container_or_volume(tmp_path, signum):
-    marker = uuid.uuid4().hex
-    args = write(tmp_path, f"echo {marker}; sleep 120")
-    proc = subprocess.Popen(cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, run_id = _start_until_running(tmp_path, uuid.uuid4().hex)
     client = docker.from_env()
-    run_id = None
     try:
-        for _ in range(300):  # wait until the pipeline container runs (no timing assertion)
-            for c in client.containers.list(filters={"label": RUN_LABEL}):
-                if marker in " ".join(c.attrs["Args"]):
-                    run_id = c.labels[RUN_LABEL]
-            if run_id:
-                break
-            time.sleep(0.1)
-        assert run_id, "the pipeline container never started"
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -145,3 +135,32 @@ def test_interruption_leaves_no_container_or_volume(tmp_path, signum):
     label = {"label": f"{RUN_LABEL}={run_id}"}
     assert client.containers.list(all=True, filters=label) == []
     assert client.volumes.list(filters=label) == []
+
+
+def _start_until_running(tmp_path, marker: str) -> tuple[subprocess.Popen, str]:
+    """`promisebot test` of a pipeline that sleeps; returns once its container runs."""
+    args = write(tmp_path, f"echo {marker}; sleep 120")
+    proc = subprocess.Popen(cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = docker.from_env()
+    for _ in range(300):  # wait until the pipeline container runs (no timing assertion)
+        for c in client.containers.list(filters={"label": RUN_LABEL}):
+            if marker in " ".join(c.attrs["Args"]):
+                return proc, c.labels[RUN_LABEL]
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the pipeline container never started")
+
+
+def test_a_killed_process_leftovers_are_swept_by_the_next_runner(tmp_path):
+    # SIGKILL: no cleanup code can run, so the run's containers and volumes stay behind...
+    proc, run_id = _start_until_running(tmp_path, uuid.uuid4().hex)
+    proc.kill()
+    proc.communicate(timeout=60)
+    client = docker.from_env()
+    label = {"label": f"{RUN_LABEL}={run_id}"}
+    assert client.containers.list(all=True, filters=label) and client.volumes.list(filters=label)
+    # ...until the next runner on this host starts and sees their owner process is gone.
+    assert DockerRunner().sweep_orphans() == 0  # the constructor already swept them
+    assert client.containers.list(all=True, filters=label) == []
+    assert client.volumes.list(filters=label) == []
+
