@@ -226,6 +226,13 @@ def object_path(ref: Ref) -> str:
     return f"objects/{ref.kind}/{ref.namespace or _CLUSTER_NS}/{ref.name}.json"
 
 
+def _ref_of(path: str) -> Ref | None:
+    parts = path.split("/")
+    if len(parts) != 4 or parts[0] != "objects" or not parts[3].endswith(".json"):
+        return None
+    return Ref(parts[1], parts[3][: -len(".json")], "" if parts[2] == _CLUSTER_NS else parts[2])
+
+
 def work_path(key: str) -> str:
     return f"works/{key}.json"
 
@@ -248,6 +255,7 @@ class Bookkeeping:
         self._tree: dict[str, str] = {}  # path -> blob id at head
         self._cache: dict[str, bytes] = {}  # path -> content read or staged
         self._staged: dict[str, bytes | None] = {}  # path -> new content, None = delete
+        self._refs_at_head: dict[str, set[Ref]] | None = None
         self.meta: dict[str, Any] = {}
         self._remote = self._pick_remote()
 
@@ -296,6 +304,7 @@ class Bookkeeping:
         self.head = self._resolve()
         self._tree = {}
         self._cache = {}
+        self._refs_at_head = None
         if self.head:
             out = _git(self.repo, "ls-tree", "-r", "-z", "--full-tree", self.head)
             for entry in out.split(b"\0"):
@@ -329,19 +338,28 @@ class Bookkeeping:
             self._cache[p] = out[start:start + size]
             pos = start + size + 1
 
+    def _index(self) -> dict[str, set[Ref]]:
+        """kind -> refs recorded at the branch head (computed once per head)."""
+        if self._refs_at_head is None:
+            self._refs_at_head = {}
+            for path in self._tree:
+                ref = _ref_of(path)
+                if ref is not None:
+                    self._refs_at_head.setdefault(ref.kind, set()).add(ref)
+        return self._refs_at_head
+
     def refs(self, kind: str | None = None) -> list[Ref]:
         """Refs of every recorded object (optionally one kind), without reading the records."""
-        paths = set(self._tree) | {p for p, v in self._staged.items() if v is not None}
-        paths -= {p for p, v in self._staged.items() if v is None}
-        out = []
-        for p in paths:
-            parts = p.split("/")
-            if len(parts) != 4 or parts[0] != "objects" or not parts[3].endswith(".json"):
+        index = self._index()
+        out = set(index.get(kind, set())) if kind else {r for refs in index.values() for r in refs}
+        for path, data in self._staged.items():
+            ref = _ref_of(path)
+            if ref is None or (kind and ref.kind != kind):
                 continue
-            if kind and parts[1] != kind:
-                continue
-            ns = "" if parts[2] == _CLUSTER_NS else parts[2]
-            out.append(Ref(parts[1], parts[3][: -len(".json")], ns))
+            if data is None:
+                out.discard(ref)
+            else:
+                out.add(ref)
         return sorted(out)
 
     def has(self, ref: Ref) -> bool:
@@ -443,8 +461,16 @@ class Bookkeeping:
         finally:
             _git(self.repo, "update-ref", "-d", tmp_ref, check=False)
         self._push()
+        for path, data in changes.items():  # the new head, without listing the tree again
+            if data is None:
+                self._tree.pop(path, None)
+                self._cache.pop(path, None)
+            else:
+                self._tree[path] = blob_id(data)
+                self._cache[path] = data
+        self.head = new
+        self._refs_at_head = None
         self._staged.clear()
-        self._load_head()
         return new
 
     def _push(self) -> None:

@@ -35,6 +35,7 @@ class GitSnapshot:
     only: set[str] | None = None
     _entries: dict[str, tuple[str, str]] = field(default_factory=dict, init=False)  # path -> (mode, sha)
     _blobs: dict[str, bytes] | None = field(default=None, init=False)
+    _listing: list[PlatformFile | Problem] | None = field(default=None, init=False)
 
     @property
     def root(self) -> Path:
@@ -47,7 +48,14 @@ class GitSnapshot:
         return self.rev
 
     def files(self) -> Iterator[PlatformFile | Problem]:
-        out = _git(self.repo, "ls-tree", "-r", "-z", "-l", "--full-tree", self.rev)
+        if self._listing is None:
+            self._listing = self._list()
+        yield from self._listing
+
+    def _list(self) -> list[PlatformFile | Problem]:
+        # A small `only` set is passed as pathspecs, so git lists just those files.
+        paths = sorted(self.only) if self.only is not None and len(self.only) <= 2000 else []
+        out = _git(self.repo, "ls-tree", "-r", "-z", "-l", "--full-tree", self.rev, *(["--", *paths] if paths else []))
         found: list[PlatformFile | Problem] = []
         for entry in out.split(b"\0"):
             if not entry:
@@ -62,7 +70,7 @@ class GitSnapshot:
                 continue
             self._entries[path] = (mode, sha)
             found.append(PlatformFile(path, int(size)))
-        yield from sorted(found, key=lambda f: f.path if isinstance(f, PlatformFile) else f.source.file)
+        return sorted(found, key=lambda f: f.path if isinstance(f, PlatformFile) else f.source.file)
 
     def read(self, file: PlatformFile, max_bytes: int) -> bytes:
         if self._blobs is None:
