@@ -27,7 +27,7 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -185,15 +185,26 @@ class DockerRunner:
 
         mounts = [Mount(path, volumes[key], type="volume", read_only=key == "input", no_copy=True)
                   for key, path in KRATIX_DIRS.items()]
+        # The archive endpoint has a fixed cost (~50 ms): request it as soon as the last container
+        # exits 0, and read that container's state and logs while the engine prepares it.
+        fetched: list[Future[tuple[Any, Any]]] = []
+
+        def prefetch() -> None:
+            fetched.append(self._background.submit(self.client.api.get_archive, holder, "/kratix"))
+
+        last = len(pipeline.containers) - 1
         for index, container in enumerate(pipeline.containers):
-            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded)
+            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded,
+                                          on_success=prefetch if index == last else None)
             result.containers.append(outcome)
             if not outcome.succeeded:
                 result.error = f"container {container.name!r}: {outcome.error or f'exited with code {outcome.exit_code}'}"
+                for future in fetched:  # not read: release the connection
+                    future.result()[0].close()
                 return
 
         settings = job.settings
-        stream, _ = self.client.api.get_archive(holder, "/kratix")
+        stream, _ = fetched[0].result() if fetched else self.client.api.get_archive(holder, "/kratix")
         output_limits = Limits(settings.max_output_bytes, settings.max_output_files)
         out, meta = read_kratix_archive(stream, output_limits if job.action == "configure" else None,
                                         Limits(METADATA_MAX_BYTES, METADATA_MAX_FILES))
@@ -208,7 +219,9 @@ class DockerRunner:
         result.succeeded = True
 
     def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
-                       mounts: list[Mount], deadline: float, loaded: Future[Any]) -> ContainerResult:
+                       mounts: list[Mount], deadline: float, loaded: Future[Any],
+                       on_success: Callable[[], None] | None = None) -> ContainerResult:
+        """Run one step to completion. `on_success` is called as soon as the step exits 0."""
         spec = job.pipeline.containers[index]
         settings = job.settings
         outcome = ContainerResult(name=spec.name, image=spec.image, exit_code=None)
@@ -243,7 +256,9 @@ class DockerRunner:
         try:
             if remaining <= 0:
                 raise requests.exceptions.ReadTimeout()
-            self.client.api.wait(name, timeout=remaining)
+            exited = self.client.api.wait(name, timeout=remaining)
+            if on_success is not None and exited.get("StatusCode") == 0:
+                on_success()
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             self._check_aborted()
             self.client.api.kill(name)
