@@ -3,7 +3,7 @@
 #
 #   promisebot/busybox:latest   FROM scratch + Debian's static busybox and its applet links
 #   promisebot/python:latest    debootstrap'd Debian bookworm (minbase) + python3 + kratix-sdk
-#   promisebot-examples/<name>:v1   every config/examples/images/<name>/Dockerfile
+#   promisebot-examples/<name>:v1   every config/examples/images/<name>/Dockerfile (base first)
 #
 # Idempotent: an image already present is skipped (examples: unless their build context
 # changed) unless --force is given. The debootstrap rootfs is cached as a tarball under
@@ -117,13 +117,23 @@ build_python() {
   rm -rf "$root"
 }
 
+context_hash() {  # a stable hash of a build context's files
+  tar -C "$1" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - . | sha256sum | cut -c1-16
+}
+
 build_examples() {
-  local dir name image hash have
-  for dir in "$ROOT"/config/examples/images/*/; do
+  # config/examples/images/base (the shared helpers) first: the others are built FROM it, so
+  # its context hash is part of theirs and a change to it rebuilds them too.
+  local images=$ROOT/config/examples/images dir name image hash have base_hash
+  local -a dirs=("$images/base/")
+  for dir in "$images"/*/; do [[ $(basename "$dir") == base ]] || dirs+=("$dir"); done
+  base_hash=$(context_hash "$images/base")
+  for dir in "${dirs[@]}"; do
     [[ -f "$dir/Dockerfile" ]] || continue
     name=$(basename "$dir")
     image="promisebot-examples/$name:v1"
-    hash=$(tar -C "$dir" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - . | sha256sum | cut -c1-16)
+    hash=$(context_hash "$dir")
+    [[ $name == base ]] || hash=$(printf '%s %s' "$base_hash" "$hash" | sha256sum | cut -c1-16)
     have=$(docker image inspect -f '{{index .Config.Labels "promisebot.context-hash"}}' "$image" 2>/dev/null || true)
     if [[ $FORCE == 0 && "$have" == "$hash" ]]; then log "$image present"; continue; fi
     log "building $image"
