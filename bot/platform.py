@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-import git
-
 from bot import schema
+from bot.gitcmd import GitError, git, read_blobs, rev_sha
 from bot.model import (
     BUCKET_STATE_STORE,
     DEFAULT_NAMESPACE,
@@ -53,6 +52,8 @@ from bot.yamlload import YamlDoc, load_yaml_bytes
 # Our commits carry this author unless a GitStateStore sets gitAuthor.name (Kratix: "kratix").
 DEFAULT_GIT_AUTHOR = "promisebot"
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_PATHSPECS = 2000  # GitTreeSource: more paths than this are listed in full, then filtered
+READ_AHEAD_BYTES = 8 << 20  # GitTreeSource: blob bytes read per `cat-file --batch` run
 
 
 class FileError(Exception):
@@ -141,47 +142,106 @@ class DirSource:
 
 @dataclass(slots=True)
 class GitTreeSource:
-    """The tree of one commit of a platform repo, read without checking it out."""
+    """The tree of one commit of a platform repo, read without checking it out, in time linear
+    in the files read: one `git ls-tree` lists it, `git cat-file --batch` reads the blobs, many
+    per run (the files listed after the one asked for are read ahead, up to READ_AHEAD_BYTES).
+
+    `paths` makes a partial snapshot: only those files are listed (and read).
+    """
 
     repo_path: Path
     rev: str = "HEAD"
-    _commit: Any = field(default=None, init=False, repr=False)
-
-    def _tree_commit(self) -> Any:
-        if self._commit is None:
-            try:
-                self._commit = git.Repo(self.repo_path).commit(self.rev)
-            except (git.exc.GitError, ValueError, git.exc.BadName) as exc:
-                raise FileError(f"cannot read revision {self.rev!r} of {self.repo_path}: {exc}") from None
-        return self._commit
+    paths: frozenset[str] | None = None
+    _sha: str | None = field(default=None, init=False, repr=False)
+    _listing: list[PlatformFile | Problem] | None = field(default=None, init=False, repr=False)
+    _blobs: dict[str, tuple[str, int]] = field(default_factory=dict, init=False, repr=False)  # path -> (id, size)
+    _order: list[str] = field(default_factory=list, init=False, repr=False)
+    _position: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _read_ahead: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def root(self) -> Path:
-        repo = git.Repo(self.repo_path)
-        return Path(repo.working_tree_dir or self.repo_path).resolve()
+        try:
+            top = git(Path(self.repo_path), "rev-parse", "--show-toplevel").decode().strip()
+        except GitError:  # a bare repository
+            top = ""
+        return Path(top or self.repo_path).resolve()
 
     @property
     def revision(self) -> str | None:
-        return str(self._tree_commit().hexsha)
+        if self._sha is None:
+            self._sha = rev_sha(Path(self.repo_path), self.rev)
+            if self._sha is None:
+                raise FileError(f"cannot read revision {self.rev!r} of {self.repo_path}")
+        return self._sha
 
     def files(self) -> Iterator[PlatformFile | Problem]:
+        if self._listing is None:
+            self._listing = self._ls_tree()
+        yield from self._listing
+
+    def _ls_tree(self) -> list[PlatformFile | Problem]:
+        sha = self.revision
+        assert sha is not None
+        wanted = self.paths
+        if wanted is not None and not wanted:
+            return []
+        # A small set of paths is passed as (literal) pathspecs, so git lists just those files.
+        pathspecs = ["--", *sorted(wanted)] if wanted is not None and len(wanted) <= MAX_PATHSPECS else []
+        try:
+            out = git(Path(self.repo_path), "--literal-pathspecs", "ls-tree", "-r", "-z", "--long", "--full-tree",
+                      sha, *pathspecs)
+        except GitError as exc:
+            raise FileError(f"cannot read revision {self.rev!r} of {self.repo_path}: {exc}") from None
         found: list[PlatformFile | Problem] = []
-        for item in self._tree_commit().tree.traverse():
-            if item.type != "blob" or not _is_yaml(item.path):
+        for entry in out.split(b"\0"):
+            if not entry:
                 continue
-            if stat.S_ISLNK(item.mode):
-                found.append(Problem(Source(item.path, 1), "",
-                                     "unreadable: a symbolic link (not followed in a Git tree)"))
-            else:
-                found.append(PlatformFile(item.path, item.size))
-        yield from sorted(found, key=lambda f: f.path if isinstance(f, PlatformFile) else f.source.file)
+            info, raw_path = entry.split(b"\t", 1)
+            mode, kind, blob, size = info.decode().split()
+            path = raw_path.decode(errors="surrogateescape")
+            if kind != "blob" or not _is_yaml(path) or (wanted is not None and path not in wanted):
+                continue
+            if stat.S_ISLNK(int(mode, 8)):
+                found.append(Problem(Source(path, 1), "", "unreadable: a symbolic link (not followed in a Git tree)"))
+                continue
+            self._blobs[path] = (blob, int(size))
+            found.append(PlatformFile(path, int(size)))
+        found.sort(key=lambda f: f.path if isinstance(f, PlatformFile) else f.source.file)
+        self._order = [f.path for f in found if isinstance(f, PlatformFile)]
+        self._position = {path: i for i, path in enumerate(self._order)}
+        return found
 
     def read(self, file: PlatformFile, max_bytes: int) -> bytes:
+        if self._listing is None:
+            self._listing = self._ls_tree()
+        if file.path not in self._read_ahead:
+            if file.path not in self._blobs:
+                raise FileError("unreadable: not in this commit")
+            self._fetch(file.path)
+        data = self._read_ahead.pop(file.path, None)
+        if data is None:
+            raise FileError("unreadable: its blob is missing from the repository")
+        return data[: max_bytes + 1]
+
+    def _fetch(self, path: str) -> None:
+        """Read `path` and the files listed after it not read yet, up to READ_AHEAD_BYTES."""
+        wanted, budget = [path], READ_AHEAD_BYTES - self._blobs[path][1]
+        for later in self._order[self._position[path] + 1:]:
+            size = self._blobs[later][1]
+            if size > budget:
+                break
+            if later not in self._read_ahead:
+                wanted.append(later)
+                budget -= size
         try:
-            blob = self._tree_commit().tree / file.path
-            return bytes(blob.data_stream.read(max_bytes + 1))
-        except (KeyError, git.exc.GitError) as exc:
+            contents = read_blobs(Path(self.repo_path), [self._blobs[p][0] for p in wanted])
+        except GitError as exc:
             raise FileError(f"unreadable: {exc}") from None
+        for p in wanted:
+            blob = self._blobs[p][0]
+            if blob in contents:
+                self._read_ahead[p] = contents[blob]
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementR
 from bot.changes import detect_changes, due_for_periodic, spec_hash
 from bot.model import DESTINATION, PROMISE, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
-from bot.platform import LoadedPlatform, load_platform, read_settings
+from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
 from bot.reconcile_plan import (
     DELETED,
     Task,
@@ -40,7 +40,7 @@ from bot.reconcile_plan import (
     request_cache_key,
 )
 from bot.reconcile_run import Outcome, crash_point, fold_configure, run_tasks
-from bot.reconcile_source import GitSnapshot, changed_files, mentions_kratix, object_files
+from bot.reconcile_scope import partial_paths
 from bot.reconcile_status import (
     configure_succeeded,
     delete_failed,
@@ -141,7 +141,7 @@ class _Run:
                  dry_run: bool, progress: Progress | None) -> None:
         self.repo, self.runner, self.dry_run, self.progress = repo, runner, dry_run, progress
         self.to_sha = rev_parse(repo, to_rev)
-        self.settings: Settings = read_settings(GitSnapshot(repo, self.to_sha, {SETTINGS_FILE}))[0]
+        self.settings: Settings = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))[0]
         self.bk = Bookkeeping.open(repo, self.settings.state_branch)
         self.from_sha = rev_parse(repo, from_rev) if from_rev else self.bk.meta.get("revision")
         self.now = now_utc()
@@ -161,7 +161,7 @@ class _Run:
         self.pending: dict[Ref, list[str]] = {}
         self.misplaced: set[Placement] = set()
         self.only = None if self.full else self._partial_paths()
-        self.after: LoadedPlatform = load_platform(GitSnapshot(repo, self.to_sha, self.only), self.settings)
+        self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -182,28 +182,23 @@ class _Run:
     def _rebuild(self, *bodies: dict[str, Any]) -> LoadedPlatform:
         return rebuild(list(bodies), self.after.root or self.repo, self.settings)
 
-    def _partial_paths(self) -> set[str] | None:
-        """The files an incremental run must read, or None to read everything: when a Kratix
-        object file (Promise, Destination, State Store) changed, scheduling or a Promise
-        cascade may concern every request."""
+    def _partial_paths(self) -> frozenset[str] | None:
+        """The files an incremental run must read (bot.reconcile_scope), or None for all."""
         assert self.from_sha
-        changed = changed_files(self.repo, self.from_sha, self.to_sha)
-        if mentions_kratix(self.repo, [self.from_sha, self.to_sha], changed):
-            return None
-        objects = object_files(self.repo, self.to_sha)  # unchanged files: the same at `from`
         files = set()
         for ref in self.attention_refs:
             path = self.record(ref).data.get("file")
             if ref.kind != PROMISE and ref.kind != DESTINATION and not path:
                 return None
-            files.add(path)
-        return objects | changed | files
+            if path:
+                files.add(path)
+        return partial_paths(self.repo, self.from_sha, self.to_sha, files)
 
     def _candidates(self) -> set[Ref] | None:
         """Refs to look at in an incremental run; None means every object (full run)."""
         if self.full:
             return None
-        before = load_platform(GitSnapshot(self.repo, self.from_sha, self.only), self.settings)
+        before = load_platform(GitTreeSource(self.repo, self.from_sha, self.only), self.settings)
         changes = detect_changes(before, self.after)
         refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations)
                 for c in group}

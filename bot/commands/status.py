@@ -20,7 +20,7 @@ from bot.bookkeeping import Bookkeeping, BookkeepingError, ObjectRecord
 from bot.model import Ref
 from bot.platform import FileError, GitTreeSource, read_settings
 from bot.reconcile_status import RECONCILED, condition
-from bot.settings import load_settings
+from bot.settings import SETTINGS_FILE, load_settings
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -65,7 +65,7 @@ def _summary(rec: ObjectRecord) -> tuple[str, str, str, str]:
 def run(args: argparse.Namespace) -> int:
     repo = Path(args.platform)
     try:
-        settings, _ = read_settings(GitTreeSource(repo, "HEAD"))
+        settings, _ = read_settings(GitTreeSource(repo, "HEAD", frozenset({SETTINGS_FILE})))
     except FileError:
         settings = load_settings()
     try:

@@ -1,0 +1,46 @@
+"""Running git plumbing commands on a local repository: the one helper the platform reader,
+the reconciler and bookkeeping share (the state-store writers have their own, with credentials).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message has its first argument and git's stderr."""
+
+
+def git(repo: Path, *args: str, input_bytes: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
+    """stdout of `git <args>` run in `repo`; raises GitError on an exit code not in `ok`.
+    Never prompts for credentials."""
+    proc = subprocess.run(["git", *args], cwd=repo, input=input_bytes, capture_output=True, check=False,
+                          env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+    if proc.returncode not in ok:
+        raise GitError(f"git {args[0]} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def rev_sha(repo: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None when it names none."""
+    out = git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", ok=(0, 1, 128))
+    return out.decode().strip() or None
+
+
+def read_blobs(repo: Path, blob_ids: list[str]) -> dict[str, bytes]:
+    """The contents of blobs, by id, in one `git cat-file --batch` run; missing ones are absent."""
+    out = git(repo, "cat-file", "--batch", input_bytes="".join(b + "\n" for b in blob_ids).encode())
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for blob in blob_ids:
+        header_end = out.index(b"\n", pos)
+        header = out[pos:header_end].split()
+        pos = header_end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        blobs[blob] = out[pos:pos + size]
+        pos += size + 1
+    return blobs
