@@ -48,22 +48,19 @@ def parse_destination_selectors(doc: Any) -> list[DirectorySelector]:
                              "{directory, matchLabels} entries")
     entries: list[DirectorySelector] = []
     for i, item in enumerate(doc):
+        where = f"invalid destination-selectors.yaml: entry with index {i}"
         if not isinstance(item, dict):
-            raise SelectorsError(f"invalid destination-selectors.yaml: entry with index {i} is not a mapping")
-        unknown = sorted(set(map(str, item)) - {"directory", "matchLabels"})
-        if unknown:
-            raise SelectorsError(f"invalid destination-selectors.yaml: entry with index {i} has unknown "
-                                 f"field(s) {', '.join(unknown)}")
-        directory = item.get("directory") or ""
+            raise SelectorsError(f"{where} is not a mapping")
+        # Unknown keys are dropped, as Go's (non-strict) JSON decoding does.
+        directory = item.get("directory")
+        directory = "" if directory is None else directory
         if not isinstance(directory, str):
-            raise SelectorsError(f"invalid destination-selectors.yaml: entry with index {i}: directory must "
-                                 "be a string")
+            raise SelectorsError(f"{where}: directory must be a string")
         labels = item.get("matchLabels") or {}
         if not isinstance(labels, dict):
-            raise SelectorsError(f"invalid destination-selectors.yaml: entry with index {i}: matchLabels must "
-                                 "be a mapping")
-        entries.append(DirectorySelector(posixpath.normpath(directory) if directory else DEFAULT_DIRECTORY,
-                                         {str(k): _label_value(v) for k, v in labels.items()}))
+            raise SelectorsError(f"{where}: matchLabels must be a mapping")
+        entries.append(DirectorySelector(go_clean(directory), {str(k): _label_value(v, f"{where}: matchLabels.{k}")
+                                                               for k, v in labels.items()}))
     for i, entry in enumerate(entries):
         if not entry.match_labels:
             raise SelectorsError(f"invalid destination-selectors.yaml: entry with index {i} has no selectors")
@@ -119,7 +116,18 @@ def _workloads(files: dict[str, bytes], keep: Any) -> list[Workload]:
     return [Workload(p, files[p]) for p in sorted(files, key=lambda p: p.split("/")) if keep(p)]
 
 
-def _label_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def go_clean(path: str) -> str:
+    """Go's `filepath.Clean`: "" and "./" are ".", "a/../b" is "b", and unlike POSIX
+    normpath a leading "//" collapses to "/"."""
+    cleaned = posixpath.normpath(path) if path else DEFAULT_DIRECTORY
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def _label_value(value: Any, where: str) -> str:
+    """matchLabels is map[string]string in Kratix: null decodes as "", anything else that is
+    not a string fails the pipeline."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SelectorsError(f"{where} must be a string, not {type(value).__name__} {value!r} (quote it)")
+    return value

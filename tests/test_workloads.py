@@ -21,9 +21,9 @@ def test_group_ids_are_md5_of_directory():
 def test_parse_cleans_directories_and_accepts_sdk_empty_directory():
     parsed = parse_destination_selectors([
         {"directory": "", "matchLabels": {"env": "dev"}},
-        {"directory": "./db/", "matchLabels": {"tier": "data", "n": 1}},
+        {"directory": "./db/", "matchLabels": {"tier": "data"}},
     ])
-    assert parsed == [DirectorySelector(".", {"env": "dev"}), DirectorySelector("db", {"tier": "data", "n": "1"})]
+    assert parsed == [DirectorySelector(".", {"env": "dev"}), DirectorySelector("db", {"tier": "data"})]
     assert parse_destination_selectors(None) == []
 
 
@@ -62,3 +62,29 @@ def test_listed_directory_must_exist_but_may_be_empty_and_empty_default_is_omitt
     groups = group_workloads({}, {"db"}, [DirectorySelector("db", {"x": "y"})], {"p": "q"}, "promise")
     assert [(g.directory, g.workloads, g.selectors) for g in groups] == [
         ("db", [], [Selector({"x": "y"}, "promise-workflow")])]
+
+
+def test_directories_are_cleaned_like_go_filepath_clean():
+    parsed = parse_destination_selectors([
+        {"directory": "a/../b", "matchLabels": {"x": "y"}},
+        {"directory": "dir/.", "matchLabels": {"x": "y"}},
+        {"directory": "./", "matchLabels": {"x": "y"}},
+    ])
+    assert [p.directory for p in parsed] == ["b", "dir", "."]
+    with pytest.raises(SelectorsError, match="invalid directory in destination-selectors.yaml: /a, sub-directories"):
+        parse_destination_selectors([{"directory": "//a", "matchLabels": {"x": "y"}}])  # Go: Clean("//a") == "/a"
+
+
+def test_unknown_fields_are_ignored_as_kratix_decodes_leniently():
+    # sigs.k8s.io/yaml into WorkflowDestinationSelectors: unknown keys are dropped, not errors.
+    parsed = parse_destination_selectors([{"directory": "db", "matchLabels": {"x": "y"}, "source": "mine"}])
+    assert parsed == [DirectorySelector("db", {"x": "y"})]
+
+
+@pytest.mark.parametrize("value", [True, 1, 1.5, ["a"]])
+def test_non_string_label_values_fail_as_in_kratix(value):
+    # matchLabels is map[string]string: Go's JSON decoding refuses a bool or number there
+    # (and decodes null as "").
+    with pytest.raises(SelectorsError, match=r"entry with index 0: matchLabels\.n must be a string"):
+        parse_destination_selectors([{"matchLabels": {"env": "dev", "n": value}}])
+    assert parse_destination_selectors([{"matchLabels": {"n": None}}])[0].match_labels == {"n": ""}
