@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.settings import parse_duration
+from bot import goduration
 
 CONFIGURE_COMPLETED = "ConfigureWorkflowCompleted"
 RECONCILED = "Reconciled"
@@ -138,22 +138,23 @@ def parse_workflow_control(doc: Any) -> WorkflowControl:
         return WorkflowControl()
     if not isinstance(doc, dict):
         raise StatusError(f"{where}: must be a mapping with suspend, retryAfter, message")
-    unknown = sorted(set(map(str, doc)) - {"suspend", "retryAfter", "message"})
-    if unknown:
-        raise StatusError(f"{where}: unknown field(s) {', '.join(unknown)} (expected suspend, retryAfter, message)")
+    # Unknown keys are dropped, as Go's (non-strict) JSON decoding does.
     suspend = doc.get("suspend", False)
     if not isinstance(suspend, bool):
         raise StatusError(f"{where}: suspend must be true or false, got {suspend!r}")
     message = doc.get("message") or ""
     if not isinstance(message, str):
         raise StatusError(f"{where}: message must be a string")
-    retry_after = doc.get("retryAfter") or ""
+    retry_after = doc.get("retryAfter")
+    retry_after = "" if retry_after is None else retry_after
+    if not isinstance(retry_after, str):
+        raise StatusError(f"{where}: retryAfter must be a string such as \"10m\", got {retry_after!r}")
     seconds = None
     if retry_after != "":
         try:
-            seconds = parse_duration(str(retry_after))
-        except ValueError as exc:
-            raise StatusError(f"{where}: failed to parse retryAfter {retry_after!r}: {exc}") from None
+            seconds = goduration.parse_seconds(retry_after)
+        except goduration.DurationError as exc:
+            raise StatusError(f"{where}: failed to parse retry duration: \"{retry_after}\" with error: {exc}") from None
     return WorkflowControl(suspend=suspend, retry_after_seconds=seconds, retry_after=str(retry_after),
                            message=message)
 

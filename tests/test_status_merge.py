@@ -69,10 +69,23 @@ def test_workflow_control_parsing():
     assert c.suspends and c.retry_after_seconds is None and c.message == "waiting"
     r = sm.parse_workflow_control({"retryAfter": "1h30m", "suspend": False})
     assert r.suspends and r.retry_after_seconds == 5400
-    for bad, match in (({"retryAfter": "soon"}, "retryAfter"), ({"suspend": "yes"}, "suspend"),
-                       ({"pause": True}, "unknown field"), (["x"], "mapping")):
+    for bad, match in (({"retryAfter": "soon"}, "retry duration"), ({"suspend": "yes"}, "suspend"),
+                       (["x"], "mapping")):
         with pytest.raises(sm.StatusError, match=match):
             sm.parse_workflow_control(bad)
+
+
+def test_workflow_control_decodes_like_kratix():
+    # sigs.k8s.io/yaml into WorkflowControl: unknown keys dropped, retryAfter a string parsed
+    # by Go's time.ParseDuration (sign, fractions, both micro signs; no spaces).
+    assert sm.parse_workflow_control({"suspend": True, "pause": 1}) == sm.WorkflowControl(suspend=True)
+    for text, seconds in ((".5s", 0.5), ("+5s", 5), ("-1m", -60), ("1.5h", 5400), ("2\u03bcs", 2e-6)):
+        assert sm.parse_workflow_control({"retryAfter": text}).retry_after_seconds == seconds, text
+    with pytest.raises(sm.StatusError, match='failed to parse retry duration: "10m " with error: '
+                                             'time: unknown unit "m " in duration "10m "'):
+        sm.parse_workflow_control({"retryAfter": "10m "})
+    with pytest.raises(sm.StatusError, match="retryAfter must be a string"):
+        sm.parse_workflow_control({"retryAfter": 0})
 
 
 def test_suspend_retry_and_clear_pipeline_entry():
