@@ -157,22 +157,24 @@ def parse_metadata(tree: Tree, wtype: str, action: str, max_yaml_bytes: int) -> 
 
 
 def _yaml(data: bytes, name: str, max_bytes: int, error: type[ValueError]) -> Any:
-    """One YAML document, safely: size cap, UTF-8, and a cap on alias expansion (billion laughs)."""
+    """The first YAML document, safely: size cap, UTF-8, and a cap on alias expansion (billion
+    laughs). Like Kratix's sigs.k8s.io/yaml, later documents are never read."""
     path = f"{METADATA_DIR}/{name}"
     if len(data) > max_bytes:
         raise error(f"{path}: {len(data)} bytes, over the {max_bytes}-byte cap")
     try:
-        text = data.decode("utf-8")
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        loader = yaml.SafeLoader(data.decode("utf-8"))
+        try:
+            node = loader.get_node() if loader.check_node() else None
+            if node is None:
+                return None
+            if _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+                raise error(f"{path}: too many YAML nodes once aliases are expanded (over {MAX_YAML_NODES})")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise error(f"{path}: not valid YAML: {exc}") from None
-    if len(nodes) > 1:
-        raise error(f"{path}: expected one YAML document, found {len(nodes)}")
-    if not nodes:
-        return None
-    if _expanded_size(nodes[0], MAX_YAML_NODES) > MAX_YAML_NODES:
-        raise error(f"{path}: too many YAML nodes once aliases are expanded (over {MAX_YAML_NODES})")
-    return yaml.safe_load(text)
 
 
 def _expanded_size(node: yaml.Node, limit: int) -> int:

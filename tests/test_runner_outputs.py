@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from bot.status_merge import StatusError
-from runners.outputs import Limits, OutputRejected, parse_metadata, read_kratix_archive
+from runners.outputs import Limits, OutputRejected, Tree, parse_metadata, read_kratix_archive
 
 LIMITS = Limits(max_bytes=1000, max_files=10)
 
@@ -86,3 +86,15 @@ def test_metadata_parsing_and_errors():
     meta.files["status.yaml"] = b"a: [\n"
     with pytest.raises(StatusError, match="/kratix/metadata/status.yaml: not valid YAML"):
         parse_metadata(meta, "resource", "configure", 1000)
+
+
+def test_metadata_files_use_their_first_yaml_document_like_go_yaml():
+    # Kratix reads metadata with sigs.k8s.io/yaml, which decodes the first document only and
+    # never looks at the rest (even a broken one).
+    tree = Tree(files={"status.yaml": b"message: first\n---\nmessage: second\n",
+                       "workflow-control.yaml": b"---\nsuspend: true\n--- [\n",
+                       "destination-selectors.yaml": b"- matchLabels: {a: b}\n---\n- {}\n"})
+    parsed = parse_metadata(tree, "resource", "configure", 1000)
+    assert parsed.status == {"message": "first"}
+    assert parsed.control.suspend
+    assert [s.match_labels for s in parsed.selectors] == [{"a": "b"}]
