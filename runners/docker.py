@@ -214,6 +214,7 @@ class DockerRunner:
             metadata.status, metadata.status_warnings, metadata.control)
         if job.action == "configure":
             result.output_files = out.files
+        if job.action == "configure" and not metadata.control.suspends:  # Kratix: no Work when suspending
             result.groups = group_workloads(out.files, out.directories, metadata.selectors,
                                             job.promise_selectors, job.wtype)
         result.succeeded = True
@@ -251,7 +252,13 @@ class DockerRunner:
         )
         self._check_aborted()
         loaded.result()
-        self.client.api.start(name)
+        try:
+            self.client.api.start(name)
+        except APIError as exc:  # e.g. a `command` that does not exist in the image
+            self._check_aborted()
+            outcome.error = f"cannot start: {_explain(exc)}"
+            self._pending[run_id].append(self._background.submit(self._remove, run_id, "container", name))
+            return outcome
         remaining = deadline - time.monotonic()
         try:
             if remaining <= 0:

@@ -226,3 +226,71 @@ print("sdk done")
     assert [(g.directory, [s.match_labels for s in g.selectors]) for g in out.groups] == [
         ("db", [{"tier": "data"}]), (".", [{"env": "dev"}])]
     assert result.status["message"] == "shop ready" and result.status["endpoint"] == {"url": "https://shop"}
+
+
+def test_suspending_pipeline_is_not_failed_by_a_missing_selector_directory(runner):
+    # Kratix's work-writer returns before reading any listed directory when workflow-control
+    # suspends (IfSuspendOrRetry), so the pipeline is suspended, not failed.
+    script = ("printf -- '- directory: later\\n  matchLabels: {x: y}\\n' > /kratix/metadata/destination-selectors.yaml; "
+              "echo 'suspend: true' > /kratix/metadata/workflow-control.yaml")
+    p = promise(workflows={("resource", "configure"): [pipeline("wait", sh("c", script))]})
+    req = request()
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+    assert result.succeeded and result.suspended, result.error
+    assert result.works == [] and result.pipelines[0].groups == []
+
+
+def test_output_edge_cases(runner):
+    """Unusual names, an empty output, a step that writes nothing, exactly maxOutputFiles files."""
+    req = request()
+
+    def run(script, **overrides):
+        p = promise(workflows={("resource", "configure"): [pipeline("p", sh("c", script))]})
+        return run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+
+    names = run("cd /kratix/output && mkdir -p 'team a' 'ünï/sub' && echo 1 > 'my file.yaml' && "
+                "echo 2 > 'team a/名前 x.yaml' && echo 3 > 'ünï/sub/ç.txt' && "
+                "printf -- '- directory: team a\\n  matchLabels: {t: a}\\n' > /kratix/metadata/destination-selectors.yaml")
+    assert names.succeeded, names.error
+    out = names.pipelines[0]
+    assert out.output_files == {"my file.yaml": b"1\n", "team a/名前 x.yaml": b"2\n", "ünï/sub/ç.txt": b"3\n"}
+    assert [(g.directory, [w.filepath for w in g.workloads]) for g in out.groups] == [
+        ("team a", ["team a/名前 x.yaml"]), (".", ["my file.yaml", "ünï/sub/ç.txt"])]
+
+    for script in ("true", "mkdir -p /kratix/output/empty/dir"):  # nothing written / only empty dirs
+        nothing = run(script)
+        assert nothing.succeeded, nothing.error
+        assert nothing.pipelines[0].output_files == {} and nothing.pipelines[0].groups == []
+        assert [len(w.groups) for w in nothing.works] == [0]  # a Work with no groups: placements go
+
+    many = "cd /kratix/output && seq 1 10000 | xargs touch"
+    exact = run(many, max_output_files=10000)
+    assert exact.succeeded, exact.error
+    assert len(exact.pipelines[0].output_files) == 10000
+    assert len(exact.pipelines[0].groups[0].workloads) == 10000
+    over = run(many, max_output_files=9999)
+    assert not over.succeeded and "more than 9999 files in /kratix/output" in over.error
+
+
+def test_nonexistent_command_and_huge_log(runner):
+    req = request()
+
+    def run(container, **overrides):
+        p = promise(workflows={("resource", "configure"): [pipeline("p", container)]})
+        return run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+
+    missing = sh("c", "")
+    missing.command, missing.args = ["/no/such/binary"], None
+    failed = run(missing)
+    assert not failed.succeeded and failed.failed_pipeline == "p"
+    assert failed.error.startswith("pipeline 'p' failed: container 'c': cannot start: "), failed.error
+    assert "/no/such/binary" in failed.error and "no such file" in failed.error.lower(), failed.error
+    assert [(c.name, c.exit_code) for c in failed.pipelines[0].containers] == [("c", None)]
+
+    loud = run(sh("c", "head -c 20000000 /dev/zero | tr '\\0' x; echo; echo END"), max_log_bytes=4096)
+    assert loud.succeeded, loud.error
+    logs = loud.pipelines[0].containers[0].logs
+    assert logs.startswith("[... ") and logs.endswith("x\nEND\n") and len(logs) < 4096 + 100
+
+    runner.close()
+    assert leftovers(runner.session) == []
