@@ -4,6 +4,7 @@ disk, YAML builders, and a reconcile through the real Docker runner (local image
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,13 +104,20 @@ def git_store(name: str, url: str, branch: str = "main") -> dict[str, Any]:
 
 
 class Env:
-    """A platform repo (working tree; pushes into it update it) and a bare state-store repo."""
+    """A platform repo (working tree; pushes into it update it) and a bare state-store repo.
 
-    def __init__(self, tmp: Path) -> None:
+    `template`: a directory copied as the platform repo's first content (it must name its own
+    state stores); by default the repo gets one GitStateStore "state" for `state.git`.
+    """
+
+    def __init__(self, tmp: Path, template: Path | None = None) -> None:
         self.tmp = tmp
         self.platform = tmp / "platform"
         self.state = tmp / "state.git"
-        self.platform.mkdir()
+        if template is None:
+            self.platform.mkdir()
+        else:
+            shutil.copytree(template, self.platform)
         git(self.platform, "init", "-q", "-b", "main")
         git(self.platform, "config", "user.email", "dev@example.com")
         git(self.platform, "config", "user.name", "dev")
@@ -119,7 +127,8 @@ class Env:
         subprocess.run(["git", "clone", "-q", str(self.state), str(seed)], check=True, capture_output=True)
         git(seed, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m", "init")
         git(seed, "push", "-q", "origin", "main")
-        self.write("stores/state.yaml", git_store("state", "../state.git"))
+        if template is None:
+            self.write("stores/state.yaml", git_store("state", "../state.git"))
         self.runner = DockerRunner()
 
     # -- the platform repo ---------------------------------------------------
@@ -150,7 +159,8 @@ class Env:
     # -- the state store -----------------------------------------------------
     def files(self) -> dict[str, str]:
         out = git(self.state, "ls-tree", "-r", "--name-only", "main")
-        return {p: git(self.state, "show", f"main:{p}") for p in out.splitlines() if p}
+        return {p: subprocess.run(["git", "show", f"main:{p}"], cwd=self.state, check=True, capture_output=True,
+                                  text=True).stdout for p in out.splitlines() if p}
 
     def store_commits(self) -> int:
         return int(git(self.state, "rev-list", "--count", "main"))
