@@ -52,10 +52,10 @@ import hashlib
 import posixpath
 import re
 from collections.abc import Iterable
-from typing import Any
 
 import yaml
 
+from bot import goyaml
 from bot.model import (
     FILEPATH_MODES,
     Destination,
@@ -261,17 +261,11 @@ def destination_cleanup(
 def static_dependencies_work(promise: Promise) -> Work | None:
     """The Work of a Promise's `spec.dependencies` (contract §4.1 step 6, Kratix
     `NewPromiseDependenciesWork`): one default group holding `static/<promise>-dependencies.yaml`,
-    the dependencies as consecutive YAML documents with sorted keys, scheduled with the squashed
+    the dependencies as consecutive YAML documents written as yaml.v2 does, scheduled with the squashed
     Promise selectors (source "promise"). None when the Promise has no dependencies."""
     if not promise.dependencies:
         return None
-    content = yaml.dump_all(
-        promise.dependencies,
-        Dumper=_GoYamlDumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-    ).encode()
+    content = goyaml.dump_v2(promise.dependencies)
     selectors = (
         [Selector(dict(promise.destination_selectors), "promise")] if promise.destination_selectors else []
     )
@@ -280,29 +274,9 @@ def static_dependencies_work(promise: Promise) -> Work | None:
     return Work(promise.name, "", [group])
 
 
-class _GoYamlDumper(yaml.SafeDumper):
-    """PyYAML tuned towards gopkg.in/yaml.v2's output, which Kratix uses for the static
-    dependencies file: multi-line strings as literal blocks, strings that cannot be plain in
-    double rather than single quotes. Remaining differences are edge cases (YAML 1.1 `y`/`n`,
-    base-60 numbers)."""
-
-    def choose_scalar_style(self) -> str:
-        style = super().choose_scalar_style()
-        return '"' if style == "'" else style
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> Any:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
-
-
-_GoYamlDumper.add_representer(str, _represent_str)
-
-
 def _render_state_file(entries: list[str]) -> bytes:
     """`files: [...]` as Kratix marshals its StateFile (gopkg.in/yaml.v2)."""
-    return yaml.dump(
-        {"files": entries}, Dumper=_GoYamlDumper, default_flow_style=False, allow_unicode=True
-    ).encode()
+    return goyaml.dump_v2([{"files": entries}])
 
 
 def _mode(dest: Destination) -> str:

@@ -214,6 +214,24 @@ def test_static_dependencies_round_trip_as_documents():
     assert list(yaml.safe_load_all(work.groups[0].workloads[0].content)) == REDIS_DEPENDENCIES
 
 
+def test_static_dependencies_bytes_follow_yaml_v2():
+    # Kratix encodes spec.dependencies with gopkg.in/yaml.v2 (bytes checked against Go's output).
+    dep = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+           "data": {"file10": "a: b", "file2": "y", "ratio": 1.0, "json": '{"k": 1}', "small": 1e-05}}
+    work = static_dependencies_work(promise([dep]))
+    assert work is not None
+    assert work.groups[0].workloads[0].content == (
+        b"apiVersion: v1\ndata:\n  file2: \"y\"\n  file10: 'a: b'\n  json: '{\"k\": 1}'\n  ratio: 1\n"
+        b"  small: 1e-05\nkind: ConfigMap\nmetadata:\n  name: c\n")
+
+
+def test_none_mode_state_file_quotes_like_yaml_v2():
+    files = group(".", Workload("on", b"x"), Workload("a: b.yaml", b"y"))
+    changes = write_placement(store(""), dest("flat", "/", "none"), RESOURCE, files)
+    state = next(v for k, v in changes.puts.items() if k.startswith(".kratix/"))
+    assert state == b"files:\n- \"on\"\n- 'a: b.yaml'\n"
+
+
 def test_no_static_dependencies_work_without_dependencies():
     assert static_dependencies_work(promise([])) is None
 
