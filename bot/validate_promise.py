@@ -6,9 +6,10 @@ pipeline decoding (`PipelinesFromUnstructured`, strict: unknown fields rejected)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from bot import schema
+from bot import goduration, schema
 from bot.model import KRATIX_API_VERSION, WORKFLOW_ACTIONS, WORKFLOW_TYPES, Promise
 from bot.settings import parse_duration
 from bot.validate_common import (
@@ -30,7 +31,7 @@ from bot.yamlload import FieldPath
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 PIPELINE_TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 MAX_PIPELINE_ID = 60  # <promise>-<type>-<action>-<pipeline> (Kratix webhook)
-MIN_RECONCILIATION_SECONDS = 60.0
+MIN_RECONCILIATION_NANOS = 60 * 10**9  # Kratix MinReconciliationInterval
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 PROMISE_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
@@ -103,7 +104,8 @@ def _check_api(report: Report, api: Any) -> None:
     elif group and "." not in group:
         report.error((*base, "group"), "should be a domain with at least one dot")
     if spec.get("scope") != "Namespaced":
-        report.error((*base, "scope"), "promise api needs to be namespace scoped (scope: Namespaced)")
+        report.error((*base, "scope"), "promise api needs to be namespace scoped; spec.api.spec.scope cannot be: "
+                     f"{_go_text(spec.get('scope'))}")
     names = mapping_at(report, spec.get("names"), (*base, "names"), required=True) or {}
     kind = string_at(report, names.get("kind"), (*base, "names", "kind"), required=True)
     if kind and not kind[0].isalpha():
@@ -188,15 +190,18 @@ def _check_workflows(report: Report, promise: str, workflows: dict[str, Any]) ->
 
 
 def _check_interval(report: Report, value: Any, path: FieldPath) -> None:
+    """A Go duration of at least 1m, with the messages of Kratix (and Go's parser)."""
     if value is None:
         return
     try:
-        seconds = parse_duration(str(value))
-    except ValueError as exc:
+        nanos = goduration.parse_nanos(value if isinstance(value, str) else str(value))
+    except goduration.DurationError as exc:
         report.error(path, str(exc))
         return
-    if seconds < MIN_RECONCILIATION_SECONDS:
-        report.error(path, f"reconciliationInterval must be at least 1m (is {value})")
+    if nanos < MIN_RECONCILIATION_NANOS:
+        report.error(path, "spec.workflows.config.reconciliationInterval: Invalid value: "
+                     f"{_go_quote(goduration.format_nanos(nanos))}: must be at least "
+                     f"{goduration.format_nanos(MIN_RECONCILIATION_NANOS)}")
 
 
 def _check_pipelines(report: Report, promise: str, wtype: str, action: str, pipelines: list[Any]) -> None:
@@ -208,9 +213,9 @@ def _check_pipelines(report: Report, promise: str, wtype: str, action: str, pipe
         meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
         name = meta.get("name")
         if item.get("apiVersion") != KRATIX_API_VERSION or item.get("kind") != "Pipeline":
-            report.error((*path, "kind"), f"unsupported pipeline {name!r} with APIVersion "
-                         f"\"{item.get('kind')}/{item.get('apiVersion')}\" (expected apiVersion "
-                         f"{KRATIX_API_VERSION}, kind Pipeline)")
+            report.error((*path, "kind"), f"unsupported pipeline {_go_quote(name)} with APIVersion "
+                         f"\"{_go_text(item.get('kind'))}/{_go_text(item.get('apiVersion'))}\" (expected "
+                         f"apiVersion {KRATIX_API_VERSION}, kind Pipeline)")
             continue
         check_keys(report, item, path, PIPELINE_FIELDS)
         if mapping_at(report, item.get("metadata"), (*path, "metadata"), required=True) is not None:
@@ -219,10 +224,13 @@ def _check_pipelines(report: Report, promise: str, wtype: str, action: str, pipe
         if message := label_error(name):
             report.error((*path, "metadata", "name"), message)
         elif name in names:
-            report.error((*path, "metadata", "name"), f"duplicate pipeline name {name!r} in {wtype} {action} workflow")
+            report.error((*path, "metadata", "name"), f"duplicate pipeline name {_go_quote(name)} in workflow "
+                         f"{_go_quote(wtype)} action {_go_quote(action)}")
         elif len(pipeline_id := f"{promise}-{wtype}-{action}-{name}") > MAX_PIPELINE_ID:
-            report.error((*path, "metadata", "name"), f"{pipeline_id!r} is {len(pipeline_id)} characters; "
-                         f"<promise>-<type>-<action>-<pipeline> must be at most {MAX_PIPELINE_ID}")
+            report.error((*path, "metadata", "name"), f"{wtype}.{action} pipeline with name {_go_quote(name)} is too "
+                         "long. The name is used when generating resources for the pipeline,including the "
+                         f"ServiceAccount which follows the format of {_go_quote(pipeline_id)}, which cannot be "
+                         f"longer than {MAX_PIPELINE_ID} characters in total")
         if isinstance(name, str):
             names.add(name)
         spec = mapping_at(report, item.get("spec"), (*path, "spec"), required=True)
@@ -264,3 +272,13 @@ def _check_pipeline_spec(report: Report, spec: dict[str, Any], path: FieldPath) 
                 string_at(report, env.get("name"), (*epath, "name"), required=True)
                 if "value" in env and not isinstance(env["value"], str):
                     report.error((*epath, "value"), f"must be a string (quote {env['value']!r})")
+
+
+def _go_text(value: Any) -> str:
+    """What Go's unstructured getters (GetName, GetKind...) return: the string, or ""."""
+    return value if isinstance(value, str) else ""
+
+
+def _go_quote(value: Any) -> str:
+    """Go's %q of such a string."""
+    return json.dumps(_go_text(value), ensure_ascii=False)
