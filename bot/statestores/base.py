@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from bot.model import BUCKET_STATE_STORE, GIT_STATE_STORE, FileChanges, StateStore
 
@@ -22,6 +22,8 @@ STATE_STORE_READY = "StateStoreReady"
 ERROR_INITIALISING_WRITER = "ErrorInitialisingWriter"
 ERROR_VALIDATING_PERMISSIONS = "ErrorValidatingPermissions"
 READY_MESSAGE = "State store is ready"
+
+C = TypeVar("C")
 
 
 class StateStoreError(Exception):
@@ -50,15 +52,34 @@ class ReadyResult:
     reason: str
     message: str
 
+    @classmethod
+    def ok(cls) -> ReadyResult:
+        return cls(True, STATE_STORE_READY, READY_MESSAGE)
+
+    @classmethod
+    def init_failed(cls, message: str) -> ReadyResult:
+        return cls(False, ERROR_INITIALISING_WRITER, message)
+
+    @classmethod
+    def permission_failed(cls, message: str) -> ReadyResult:
+        return cls(False, ERROR_VALIDATING_PERMISSIONS, message)
+
 
 @dataclass(frozen=True, slots=True)
-class FileDiff:
-    """One file `apply` would change: `old` is None when added, `new` is None when removed."""
+class Change(Generic[C]):
+    """One file differing between two states: `old` is None when added, `new` is None when
+    removed. C is what identifies a version: its bytes, or a Git blob id."""
 
     path: str
     action: Literal["add", "modify", "remove"]
-    old: bytes | None
-    new: bytes | None
+    old: C | None
+    new: C | None
+
+
+class FileDiff(Change[bytes]):
+    """One file `apply` would change, with its old and new bytes."""
+
+    __slots__ = ()
 
 
 class StateStoreWriter(Protocol):

@@ -23,20 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.model import FileChanges, StateStore
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
-from bot.statestores.base import (
-    ERROR_INITIALISING_WRITER,
-    ERROR_VALIDATING_PERMISSIONS,
-    READY_MESSAGE,
-    STATE_STORE_READY,
-    FileDiff,
-    NormalisedChanges,
-    ReadyResult,
-    StateStoreError,
-    WriteResult,
-    ancestors,
-    check_trailers,
-    normalise_path,
-)
+from bot.statestores import base
+from bot.statestores.base import FileDiff, ReadyResult, StateStoreError, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +80,7 @@ class BucketStateStoreWriter:
     # -- public interface ---------------------------------------------------------------
 
     def read(self, path: str) -> bytes | None:
-        key = normalise_path(path)
+        key = base.normalise_path(path)
         try:
             return self._s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
@@ -103,14 +91,14 @@ class BucketStateStoreWriter:
             raise self._error("read", key, exc) from None
 
     def list(self, prefix: str) -> list[str]:
-        prefix = normalise_path(prefix, directory=True)
+        prefix = base.normalise_path(prefix, directory=True)
         return sorted(key for key, _etag in self._objects_with_etags(prefix, recursive=True))
 
     def apply(self, changes: FileChanges, message: str, trailers: dict[str, str]) -> WriteResult:
         """Upload the changed files and delete the stale ones (contract §3.7). `message` and
         `trailers` only go to the log: objects carry no commit metadata."""
-        check_trailers(trailers)
-        norm = NormalisedChanges.of(changes)
+        base.check_trailers(trailers)
+        norm = base.NormalisedChanges.of(changes)
         plan = self._plan(norm)
         if not plan.uploads and not plan.deletes:
             log.info("%s: nothing to write", self)
@@ -129,7 +117,7 @@ class BucketStateStoreWriter:
         return WriteResult(digest.hexdigest(), plan.added, plan.modified, plan.deletes)
 
     def diff(self, changes: FileChanges) -> list[FileDiff]:
-        plan = self._plan(NormalisedChanges.of(changes))
+        plan = self._plan(base.NormalisedChanges.of(changes))
         out = [FileDiff(k, "add", None, plan.uploads[k]) for k in plan.added]
         out += [FileDiff(k, "modify", self.read(k), plan.uploads[k]) for k in plan.modified]
         out += [FileDiff(k, "remove", self.read(k), None) for k in plan.deletes]
@@ -140,15 +128,15 @@ class BucketStateStoreWriter:
         try:
             client = self._s3()
         except (StateStoreError, ValueError, BotoCoreError) as exc:
-            return ReadyResult(False, ERROR_INITIALISING_WRITER, redact(str(exc), self._secret_values))
-        base = normalise_path(self.store.path, directory=True)
-        key = f"{base}/{PERMISSION_CHECK_FILE}" if base else PERMISSION_CHECK_FILE
+            return ReadyResult.init_failed(redact(str(exc), self._secret_values))
+        root = base.normalise_path(self.store.path, directory=True)
+        key = f"{root}/{PERMISSION_CHECK_FILE}" if root else PERMISSION_CHECK_FILE
         try:
             upload = client.create_multipart_upload(Bucket=self.bucket, Key=key)
             client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
         except (ClientError, BotoCoreError) as exc:
-            return ReadyResult(False, ERROR_VALIDATING_PERMISSIONS, str(self._error("write", key, exc)))
-        return ReadyResult(True, STATE_STORE_READY, READY_MESSAGE)
+            return ReadyResult.permission_failed(str(self._error("write", key, exc)))
+        return ReadyResult.ok()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -216,7 +204,7 @@ class BucketStateStoreWriter:
         except (ClientError, BotoCoreError) as exc:
             raise self._error("list", args["Prefix"], exc) from None
 
-    def _plan(self, norm: NormalisedChanges) -> _Plan:
+    def _plan(self, norm: base.NormalisedChanges) -> _Plan:
         existing: dict[str, str] = {}
         prefixes = norm.outermost_prefixes()
         for prefix in prefixes:
@@ -224,7 +212,7 @@ class BucketStateStoreWriter:
         listed_dirs: set[str] = set()
         for path in sorted(set(norm.puts) | norm.deletes):
             directory = path.rpartition("/")[0]
-            if directory in listed_dirs or any(a in norm.delete_prefixes for a in ancestors(path)):
+            if directory in listed_dirs or any(a in norm.delete_prefixes for a in base.ancestors(path)):
                 continue
             listed_dirs.add(directory)
             existing.update(self._objects_with_etags(directory, recursive=False))

@@ -42,10 +42,7 @@ from git import Actor, Commit, Repo
 from bot.model import FileChanges, SecretRef, StateStore
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores.base import (
-    ERROR_INITIALISING_WRITER,
-    ERROR_VALIDATING_PERMISSIONS,
-    READY_MESSAGE,
-    STATE_STORE_READY,
+    Change,
     FileDiff,
     NormalisedChanges,
     ReadyResult,
@@ -118,16 +115,6 @@ def parse_remote(url: str, platform_root: Path) -> Remote:
         raise ValueError(f"unsupported GitStateStore url scheme {scheme!r} (use https, http, ssh, file or a path)")
     path = Path(url).expanduser()
     return Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
-
-
-@dataclass(frozen=True, slots=True)
-class _Change:
-    """One file differing between two trees (`git diff-tree --raw`)."""
-
-    path: str
-    action: Literal["add", "modify", "remove"]
-    old: str | None
-    new: str | None
 
 
 class GitStateStoreWriter:
@@ -258,10 +245,10 @@ class GitStateStoreWriter:
                         env=env, what="check write permission on", network=True,
                     )
                 except StateStoreError as exc:
-                    return ReadyResult(False, ERROR_VALIDATING_PERMISSIONS, str(exc))
+                    return ReadyResult.permission_failed(str(exc))
         except (StateStoreError, ValueError, OSError) as exc:
-            return ReadyResult(False, ERROR_INITIALISING_WRITER, str(exc))
-        return ReadyResult(True, STATE_STORE_READY, READY_MESSAGE)
+            return ReadyResult.init_failed(str(exc))
+        return ReadyResult.ok()
 
     # -- the cached repository ----------------------------------------------------------
 
@@ -422,7 +409,7 @@ class GitStateStoreWriter:
 
     # -- building the new tree ----------------------------------------------------------
 
-    def _build(self, repo: Repo, head: str | None, commands: bytes) -> tuple[str, str, list[_Change]]:
+    def _build(self, repo: Repo, head: str | None, commands: bytes) -> tuple[str, str, list[Change[str]]]:
         """(old root tree, new root tree, files changed) for the change set applied on `head`.
 
         `git fast-import` loads only the trees along the changed paths, so the cost follows
@@ -466,10 +453,10 @@ def _quote(path: str) -> bytes:
     return b'"' + escaped.encode() + b'"'
 
 
-def _parse_raw_diff(out: str) -> list[_Change]:
+def _parse_raw_diff(out: str) -> list[Change[str]]:
     """`git diff-tree -r -z` raw output -> changes (type changes count as modifications)."""
     fields = out.split("\0")
-    changes: list[_Change] = []
+    changes: list[Change[str]] = []
     for meta, path in zip(fields[0::2], fields[1::2], strict=False):
         if not meta.startswith(":"):
             continue
@@ -478,11 +465,11 @@ def _parse_raw_diff(out: str) -> list[_Change]:
             "add" if status[0] == "A" else "remove" if status[0] == "D" else "modify"
         )
         changes.append(
-            _Change(path, action, None if action == "add" else old, None if action == "remove" else new)
+            Change(path, action, None if action == "add" else old, None if action == "remove" else new)
         )
     return changes
 
 
-def _split(diff: list[_Change]) -> tuple[list[str], list[str], list[str]]:
+def _split(diff: list[Change[str]]) -> tuple[list[str], list[str], list[str]]:
     by = {a: sorted(c.path for c in diff if c.action == a) for a in ("add", "modify", "remove")}
     return by["add"], by["modify"], by["remove"]
