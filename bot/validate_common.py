@@ -47,25 +47,23 @@ class Report:
 
 def subdomain_error(value: Any, max_length: int = 253) -> str:
     """Why `value` is not a DNS-1123 subdomain of at most max_length characters ("" if it is)."""
-    if not isinstance(value, str) or not value:
-        return "required" if value in (None, "") else "must be a string"
-    if len(value) > max_length:
-        return f"must be no more than {max_length} characters (is {len(value)})"
-    if not DNS1123_SUBDOMAIN.match(value):
-        return (f"invalid name {value!r}: a lowercase RFC 1123 subdomain must consist of lower case "
-                "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
-    return ""
+    return _name_error(value, max_length, DNS1123_SUBDOMAIN, "subdomain", ", '-' or '.'")
 
 
 def label_error(value: Any) -> str:
     """Why `value` is not a DNS-1123 label ("" if it is)."""
+    return _name_error(value, 63, DNS1123_LABEL, "label", " or '-'")
+
+
+def _name_error(value: Any, max_length: int, pattern: re.Pattern[str], kind: str, allowed: str) -> str:
     if not isinstance(value, str) or not value:
         return "required" if value in (None, "") else "must be a string"
-    if len(value) > 63:
-        return f"must be no more than 63 characters (is {len(value)})"
-    if not DNS1123_LABEL.match(value):
-        return (f"invalid name {value!r}: a lowercase RFC 1123 label must consist of lower case "
-                "alphanumeric characters or '-', and must start and end with an alphanumeric character")
+    if len(value) > max_length:
+        return f"must be no more than {max_length} characters (is {len(value)})"
+    if not pattern.match(value):
+        return (f"invalid name {value!r}: a lowercase RFC 1123 {kind} must consist of lower case "
+                f"alphanumeric characters{allowed}, and must start and end "
+                "with an alphanumeric character")
     return ""
 
 

@@ -160,12 +160,8 @@ def _check_required_promises(report: Report, value: Any) -> None:
             continue
         check_keys(report, entry, path, ("name", "version"))
         name = entry.get("name")
-        if message := subdomain_error(name):
-            report.error((*path, "name"), message)
-        elif name in seen:
-            report.error((*path, "name"), f"duplicate required promise {name!r}")
-        if isinstance(name, str):
-            seen.add(name)
+        _unique_name(report, (*path, "name"), name, subdomain_error(name), seen,
+                     f"duplicate required promise {name!r}")
         string_at(report, entry.get("version"), (*path, "version"), required=True)
 
 
@@ -253,12 +249,8 @@ def _check_pipeline_spec(report: Report, spec: dict[str, Any], path: FieldPath) 
             continue
         check_keys(report, container, cpath, CONTAINER_FIELDS)
         name = container.get("name")
-        if message := label_error(name):
-            report.error((*cpath, "name"), message)
-        elif name in names:
-            report.error((*cpath, "name"), f"duplicate container name {name!r} in this pipeline")
-        if isinstance(name, str):
-            names.add(name)
+        _unique_name(report, (*cpath, "name"), name, label_error(name), names,
+                     f"duplicate container name {name!r} in this pipeline")
         string_at(report, container.get("image"), (*cpath, "image"), required=True)
         enum_at(report, container.get("imagePullPolicy"), (*cpath, "imagePullPolicy"), PULL_POLICIES)
         for key in ("command", "args"):
@@ -272,6 +264,17 @@ def _check_pipeline_spec(report: Report, spec: dict[str, Any], path: FieldPath) 
                 string_at(report, env.get("name"), (*epath, "name"), required=True)
                 if "value" in env and not isinstance(env["value"], str):
                     report.error((*epath, "value"), f"must be a string (quote {env['value']!r})")
+
+
+def _unique_name(report: Report, path: FieldPath, name: Any, invalid: str, seen: set[str], duplicate: str) -> None:
+    """Report `invalid` (why the name is not valid, "" if it is) or else `duplicate` when the
+    name was seen; then record it."""
+    if invalid:
+        report.error(path, invalid)
+    elif name in seen:
+        report.error(path, duplicate)
+    if isinstance(name, str):
+        seen.add(name)
 
 
 def _go_text(value: Any) -> str:
