@@ -46,28 +46,22 @@ spec:
   workflows:
     resource:
       configure:
+{configure}      delete:
+{delete}"""
+
+PIPELINE = """\
         - apiVersion: platform.kratix.io/v1alpha1
           kind: Pipeline
-          metadata: {{name: make}}
+          metadata: {{name: {name}}}
           spec:
             containers:
-              - name: render
+              - name: {container}
                 image: promisebot/busybox:latest
                 imagePullPolicy: Never
                 command: [sh, -c]
                 args:
                   - |
                     {script}
-      delete:
-        - apiVersion: platform.kratix.io/v1alpha1
-          kind: Pipeline
-          metadata: {{name: remove}}
-          spec:
-            containers:
-              - name: fail
-                image: promisebot/busybox:latest
-                imagePullPolicy: Never
-                command: [sh, -c, "echo cannot delete; exit 4"]
 """
 
 REQUEST = """\
@@ -84,7 +78,9 @@ RENDER = ("echo rendering $KRATIX_OBJECT_NAME; mkdir /kratix/output/extra; "
 
 
 def write(tmp_path, script):
-    (tmp_path / "promise.yaml").write_text(PROMISE.format(script=script))
+    configure = PIPELINE.format(name="make", container="render", script=script)
+    delete = PIPELINE.format(name="remove", container="fail", script="echo cannot delete; exit 4")
+    (tmp_path / "promise.yaml").write_text(PROMISE.format(configure=configure, delete=delete))
     (tmp_path / "request.yaml").write_text(REQUEST)
     return ["--promise", str(tmp_path / "promise.yaml"), "--request", str(tmp_path / "request.yaml")]
 
@@ -132,9 +128,14 @@ def test_interruption_leaves_no_container_or_volume(tmp_path, signum):
             proc.kill()
     assert proc.returncode == -signum, err
     assert "interrupted; containers and volumes removed" in err
+    assert _left(client, run_id) == ([], [])
+
+
+def _left(client: docker.DockerClient, run_id: str) -> tuple[list, list]:
+    """Containers and volumes of one run. Low-level listing: no per-item inspect that a
+    concurrent removal (another session's runner sweeping) could make fail."""
     label = {"label": f"{RUN_LABEL}={run_id}"}
-    assert client.containers.list(all=True, filters=label) == []
-    assert client.volumes.list(filters=label) == []
+    return client.api.containers(all=True, filters=label), client.api.volumes(filters=label).get("Volumes") or []
 
 
 def _start_until_running(tmp_path, marker: str) -> tuple[subprocess.Popen, str]:
@@ -143,24 +144,20 @@ def _start_until_running(tmp_path, marker: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cli(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = docker.from_env()
     for _ in range(300):  # wait until the pipeline container runs (no timing assertion)
-        for c in client.containers.list(filters={"label": RUN_LABEL}):
-            if marker in " ".join(c.attrs["Args"]):
-                return proc, c.labels[RUN_LABEL]
+        for c in client.api.containers(filters={"label": RUN_LABEL}):
+            if marker in c["Command"]:
+                return proc, c["Labels"][RUN_LABEL]
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("the pipeline container never started")
 
 
 def test_a_killed_process_leftovers_are_swept_by_the_next_runner(tmp_path):
-    # SIGKILL: no cleanup code can run, so the run's containers and volumes stay behind...
+    # SIGKILL: no cleanup code can run, so the run's containers and volumes stay behind until
+    # the next runner on this host starts and sees their owner process is gone (that may be a
+    # concurrent test session's runner: any runner of this host sweeps).
     proc, run_id = _start_until_running(tmp_path, uuid.uuid4().hex)
     proc.kill()
     proc.communicate(timeout=60)
-    client = docker.from_env()
-    label = {"label": f"{RUN_LABEL}={run_id}"}
-    assert client.containers.list(all=True, filters=label) and client.volumes.list(filters=label)
-    # ...until the next runner on this host starts and sees their owner process is gone.
     assert DockerRunner().sweep_orphans() == 0  # the constructor already swept them
-    assert client.containers.list(all=True, filters=label) == []
-    assert client.volumes.list(filters=label) == []
-
+    assert _left(docker.from_env(), run_id) == ([], [])
