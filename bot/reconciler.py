@@ -27,7 +27,7 @@ from typing import Any
 from bot import layout
 from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementRecord, work_digest
 from bot.changes import detect_changes, due_for_periodic, spec_hash
-from bot.model import DESTINATION, PROMISE, Placement, Ref, ResourceRequest, Work
+from bot.model import DESTINATION, PROMISE, FileChanges, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
 from bot.reconcile_plan import (
@@ -58,7 +58,7 @@ from bot.settings import SETTINGS_FILE, Settings
 from bot.statestores.base import open_store
 from bot.validate_common import Report
 from bot.validation import check_request
-from bot.writes import StoreBatch, Target, WriteSet, store_key
+from bot.writes import StoreBatch, Target, WriteSet, store_key, touches
 from runners.base import Runner
 
 MAX_COMPOUND_ROUNDS = 5
@@ -160,6 +160,8 @@ class _Run:
         self.placed: dict[Ref, list[Placement]] = {}
         self.pending: dict[Ref, list[str]] = {}
         self.misplaced: set[Placement] = set()
+        self.written: dict[Placement, FileChanges] = {}  # what each placement written this run changes
+        self.rendered: dict[str, FileChanges] = {}  # the aggregated file of each Destination rendered
         self.only = None if self.full else self._partial_paths()
         self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
 
@@ -481,9 +483,10 @@ class _Run:
 
     def _schedule_and_layout(self, writes: WriteSet, dest_changes: dict[str, str]) -> dict[Ref, list[Placement]]:
         """Decide every placement to write or remove and add it to `writes`; returns the new
-        placements of each touched object."""
-        reschedule_all = any(c != "unchanged" for c in dest_changes.values())
-        if reschedule_all:
+        placements of each touched object. A full run writes every placement and every
+        aggregated file again, so files changed or deleted by hand are restored (drift repair,
+        §3.8); the stores skip unchanged files, so an undrifted store gets no commit."""
+        if self.full or any(c != "unchanged" for c in dest_changes.values()):
             live = self._all_live_refs()
             self.bk.get_many(live)
             for ref in live:
@@ -510,19 +513,20 @@ class _Run:
         self.misplaced = result.misplaced
 
         old_set = set(existing)
-        aggregated: set[str] = set()
+        aggregated = {name for name, d in self.after.destinations.items()
+                      if self.full and d.filepath_mode == "aggregatedYAML"}
         for p in result.placements:
             target = self._target_now(p.destination)
             if target is None:
                 continue
             moved = dest_changes.get(p.destination) == "moved"
-            if p in old_set and p.work_key not in changed_keys and not moved:
+            if not self.full and p in old_set and p.work_key not in changed_keys and not moved:
                 continue
             if target.aggregated:
                 aggregated.add(p.destination)
             else:
                 group = next(g for g in work_by_key[p.work_key].groups if g.id == p.group_id)
-                writes.place(target, work_by_key[p.work_key], group)
+                self.written[p] = writes.place(target, work_by_key[p.work_key], group)
         # Removals: placements no longer wanted, and everything on moved Destinations' old place.
         new_set = set(result.placements)
         old_works: dict[str, Work] = {}
@@ -564,7 +568,7 @@ class _Run:
             if change in ("created", "moved") or self.full:
                 writes.canaries(target)
             if name in aggregated:
-                writes.render_aggregated(target, self._aggregated_items(name))
+                self.rendered[name] = writes.render_aggregated(target, self._aggregated_items(name))
             rec.data.update(body=target.dest.body, storeBody=target.store.body, labels=target.dest.labels)
 
     def _placements_on(self, destination: str) -> list[tuple[Work, str]]:
@@ -623,7 +627,10 @@ class _Run:
                 batch = results.get(skey)
                 if batch and batch.error:
                     failed = True
-                commit = batch.result.revision if batch and batch.result and batch.result.revision else None
+                written = self.written.get(p) or self.rendered.get(p.destination)
+                commit = None
+                if batch and batch.result and batch.result.revision and written and touches(written, batch.result):
+                    commit = batch.result.revision  # the commit that last changed this placement's files
                 old = before.get(p)
                 new_records.append(PlacementRecord(p.work_key, p.group_id, p.destination, skey,
                                                    commit or (old.commit if old else None),

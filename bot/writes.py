@@ -20,6 +20,14 @@ def store_key(store: StateStore) -> str:
     return f"{store.kind}/{store.name}"
 
 
+def touches(changes: FileChanges, result: WriteResult) -> bool:
+    """Whether a write's result added, modified or removed any file `changes` is about."""
+    changed = {*result.added, *result.modified, *result.removed}
+    own = set(changes.puts) | changes.deletes
+    prefixes = tuple(p.rstrip("/") + "/" for p in changes.delete_prefixes)
+    return any(path in own or path.startswith(prefixes) for path in changed)
+
+
 @dataclass(slots=True)
 class Target:
     """A Destination together with its state store (as they are now, or as last recorded)."""
@@ -60,10 +68,11 @@ class WriteSet:
             self._writers[key] = self._open(store)
         return self._writers[key]
 
-    def add(self, target: Target, changes: FileChanges) -> None:
+    def add(self, target: Target, changes: FileChanges) -> FileChanges:
         batch = self.batches.setdefault(target.key, StoreBatch(target.store))
         batch.prefixes[target.dest.name] = layout.store_prefix(target.store, target.dest)
         batch.changes.update(changes)
+        return changes
 
     def _previous_state(self, target: Target, work: Work, group_id: str) -> list[str] | None:
         if target.dest.filepath_mode != "none":
@@ -71,17 +80,17 @@ class WriteSet:
         content = self.writer(target.store).read(layout.state_file_path(target.store, target.dest, work, group_id))
         return layout.parse_state_file(content) if content else None
 
-    def place(self, target: Target, work: Work, group: WorkloadGroup) -> None:
+    def place(self, target: Target, work: Work, group: WorkloadGroup) -> FileChanges:
         """Write one placement (nestedByMetadata / none); aggregatedYAML is rendered instead."""
         previous = self._previous_state(target, work, group.id)
-        self.add(target, layout.write_placement(target.store, target.dest, work, group, previous))
+        return self.add(target, layout.write_placement(target.store, target.dest, work, group, previous))
 
     def remove(self, target: Target, work: Work, group_id: str) -> None:
         previous = self._previous_state(target, work, group_id)
         self.add(target, layout.remove_placement(target.store, target.dest, work, group_id, previous))
 
-    def render_aggregated(self, target: Target, items: Iterable[tuple[str, WorkloadGroup]]) -> None:
-        self.add(target, layout.render_aggregated(target.store, target.dest, list(items)))
+    def render_aggregated(self, target: Target, items: Iterable[tuple[str, WorkloadGroup]]) -> FileChanges:
+        return self.add(target, layout.render_aggregated(target.store, target.dest, list(items)))
 
     def canaries(self, target: Target) -> None:
         self.add(target, layout.canary_changes(target.store, target.dest))
