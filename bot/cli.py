@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--platform", default=".", metavar="PATH", help="platform repo (default: .)")
         p.add_argument("--from", dest="from_rev", metavar="REV", help="platform commit already reconciled")
         p.add_argument("--to", dest="to_rev", metavar="REV", help="platform commit to reconcile (default HEAD)")
-        if name == "reconcile":
-            p.add_argument("--all", action="store_true", help="full reconcile of every object")
+        p.add_argument("--all", action="store_true",
+                       help="every object and every placement, as the periodic reconcile does (repairs drift)")
         p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
 
     p = sub.add_parser(

@@ -27,6 +27,7 @@ from typing import Any
 from bot import layout
 from bot.bookkeeping import EVENT_TRAILER, Bookkeeping, ObjectRecord, PlacementRecord, work_digest
 from bot.changes import detect_changes, due_for_periodic, spec_hash
+from bot.gitcmd import rev_sha
 from bot.model import DESTINATION, PROMISE, FileChanges, Placement, Ref, ResourceRequest, Work
 from bot.objects import PROMISE_VERSION_LABEL, is_paused, rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
@@ -94,11 +95,10 @@ class ReconcileReport:
 
 
 def rev_parse(repo: Path, rev: str) -> str:
-    proc = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], cwd=repo,
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
+    sha = rev_sha(repo, rev)
+    if sha is None:
         raise ReconcileError(f"cannot resolve revision {rev!r} in {repo}")
-    return proc.stdout.strip()
+    return sha
 
 
 def reconcile(
@@ -143,7 +143,10 @@ class _Run:
         self.to_sha = rev_parse(repo, to_rev)
         self.settings: Settings = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))[0]
         self.bk = Bookkeeping.open(repo, self.settings.state_branch)
-        self.from_sha = rev_parse(repo, from_rev) if from_rev else self.bk.meta.get("revision")
+        # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
+        # compares every cache key and so comes to the same plan.
+        recorded = self.bk.meta.get("revision")
+        self.from_sha = rev_parse(repo, from_rev) if from_rev else recorded and rev_sha(repo, recorded)
         self.now = now_utc()
         last_full = parse_time(self.bk.meta.get("lastFullReconcile"))
         periodic = due_for_periodic(last_full.timestamp() if last_full else None, self.now.timestamp(),

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from reconcile_fixtures import Env, destination, promise, request
+from reconcile_fixtures import STATE_BRANCH, Env, destination, git, promise, request
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
+R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,3 +49,49 @@ def test_plan_reconcile_status(tmp_path):
     table = cli("status", "--platform", platform)
     assert "r1" in table.stdout and "Reconciled" in table.stdout
     assert cli("status", "Redis/nope", "--platform", platform).returncode == 1
+
+
+def test_plan_from_a_stateless_clone(tmp_path):
+    env = Env(tmp_path)
+    env.write("destinations/dev.yaml", destination("dev"))
+    env.write("promises/redis.yaml", promise("redis"))
+    env.write("requests/r1.yaml", request("Redis", "r1"))
+    env.commit("install")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    git(env.platform, "remote", "add", "origin", str(remote))
+    assert env.reconcile().commits
+    git(env.platform, "push", "-q", "origin", "main", STATE_BRANCH)
+    # A CI checkout: a fresh clone (next to the state store, which the platform names ../state.git).
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True)
+
+    plan = cli("plan", "--platform", str(clone))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "pipelines that would run: 0" in plan.stdout and "no changes" in plan.stdout
+    full = cli("plan", "--all", "--platform", str(clone), "--output", "json")
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert json.loads(full.stdout)["runs"] == []
+
+    # A shallow clone lacks the last reconciled commit: the plan is made in full, and is the same.
+    env.write("requests/r2.yaml", request("Redis", "r2"))
+    env.commit("r2")
+    git(env.platform, "push", "-q", "origin", "main")
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{remote}", str(shallow)], check=True)
+    plan = cli("plan", "--platform", str(shallow), "--output", "json")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    out = json.loads(plan.stdout)
+    assert [(r["object"], r["reason"]) for r in out["runs"]] == [("Redis.test.promisebot.io/default/r2", "created")]
+    assert [f["path"] for s in out["stores"] for f in s["files"]] == [R1.replace("/r1/", "/r2/")]
+
+    # A file deleted by hand from the store: only a full plan shows its repair.
+    hand = tmp_path / "hand"
+    subprocess.run(["git", "clone", "-q", str(env.state), str(hand)], check=True)
+    git(hand, "rm", "-q", R1)
+    git(hand, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-q", "-m", "by hand")
+    git(hand, "push", "-q", "origin", "HEAD:main")
+    assert cli("plan", "--platform", str(clone)).returncode == 0
+    full = cli("plan", "--all", "--platform", str(clone))
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert f"add    {R1}" in full.stdout

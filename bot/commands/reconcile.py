@@ -46,7 +46,7 @@ def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport
     try:
         with progress_display() as progress:
             return reconcile(Path(args.platform), runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
-                             full=bool(getattr(args, "all", False)), dry_run=dry_run, progress=progress)
+                             full=args.all, dry_run=dry_run, progress=progress)
     finally:
         runner.close()
 
