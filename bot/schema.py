@@ -34,7 +34,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from bot.settings import parse_duration
+from bot.goduration import parse_seconds
 
 Schema = dict[str, Any]
 FieldPath = tuple[str | int, ...]
@@ -310,7 +310,7 @@ def _duration(value: object) -> bool:
     if not isinstance(value, str):
         return True
     try:
-        parse_duration(value)
+        parse_seconds(value)
     except ValueError:
         return False
     return True

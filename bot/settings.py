@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from bot.goduration import parse_seconds
+
 SETTINGS_FILE = ".promisebot.yaml"
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"
 _BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -31,31 +33,11 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     "reconcileInterval": "10h",
 }
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]i?|k|)$")
 _QUANTITY_UNITS = {
     "": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
 }
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration ("1h30m", "10m", "90s") in seconds. Raises ValueError."""
-    text = str(text).strip()
-    if text in ("0", ""):
-        if text == "":
-            raise ValueError("empty duration")
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or pos == 0:
-        raise ValueError(f"invalid duration {text!r} (expected a Go duration such as 90s, 10m, 1h30m)")
-    return total
 
 
 def parse_quantity(text: str | int | float) -> int:
@@ -121,9 +103,16 @@ class Settings:
             ),
             secrets_dir=data.get("secretsDir") or os.environ.get("PROMISEBOT_SECRETS_DIR"),
             state_branch=str(data["stateBranch"]),
-            reconcile_interval_seconds=parse_duration(str(data["reconcileInterval"])),
+            reconcile_interval_seconds=_positive_duration("reconcileInterval", data["reconcileInterval"]),
             raw=data,
         )
+
+
+def _positive_duration(key: str, value: Any) -> float:
+    seconds = parse_seconds(str(value))
+    if seconds <= 0:
+        raise ValueError(f"{key}: must be a positive duration, got {value!r}")
+    return seconds
 
 
 def default_settings_dict() -> dict[str, Any]:

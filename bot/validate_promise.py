@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from bot import goduration, schema
+from bot.goduration import parse_seconds
 from bot.model import KRATIX_API_VERSION, WORKFLOW_ACTIONS, WORKFLOW_TYPES, Promise
-from bot.settings import parse_duration
 from bot.validate_common import (
     OBJECT_META_FIELDS,
     Report,
@@ -79,7 +79,7 @@ def _check_timeout_annotation(report: Report, body: dict[str, Any]) -> None:
         return
     path = ("metadata", "annotations", PIPELINE_TIMEOUT_ANNOTATION)
     try:
-        seconds = parse_duration(str(annotations[PIPELINE_TIMEOUT_ANNOTATION]))
+        seconds = parse_seconds(str(annotations[PIPELINE_TIMEOUT_ANNOTATION]))
     except ValueError as exc:
         report.error(path, str(exc))
         return

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.goduration import parse_seconds
 from bot.model import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, WorkloadGroup
-from bot.settings import RunnerSettings, parse_duration
+from bot.settings import RunnerSettings
 from bot.status_merge import WorkflowControl
 
 TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
@@ -128,7 +129,7 @@ def pipeline_timeout(promise: Promise, settings: RunnerSettings) -> float:
     if text is None:
         return settings.timeout_seconds
     try:
-        seconds = parse_duration(str(text))
+        seconds = parse_seconds(str(text))
     except ValueError as exc:
         raise PipelineSpecError(f"{promise.source}: metadata.annotations[{TIMEOUT_ANNOTATION}]: {exc}") from None
     if seconds <= 0:

@@ -25,18 +25,10 @@ def test_host_network_is_refused():
         s.load_settings({"runner": {"network": "host"}})
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("90s", 90), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("250ms", 0.25), ("0", 0)],
-)
-def test_go_durations(text, seconds):
-    assert s.parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "10", "1d", "m5", "5m3", "-1s"])
-def test_bad_durations(text):
+@pytest.mark.parametrize("interval", ["0s", "-1h", "10", "ten minutes"])
+def test_reconcile_interval_must_be_a_positive_go_duration(interval):
     with pytest.raises(ValueError):
-        s.parse_duration(text)
+        s.load_settings({"reconcileInterval": interval})
 
 
 @pytest.mark.parametrize(

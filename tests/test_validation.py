@@ -62,7 +62,7 @@ EXPECTED = {
                                      "least 1m0s"),
     "promises/bad-interval.yaml": (8, "spec.workflows.config.reconciliationInterval",
                                    'time: invalid duration "soon"'),
-    "promises/bad-timeout.yaml": (6, "metadata.annotations[promisebot.io/pipeline-timeout]", "invalid duration 'forever'"),
+    "promises/bad-timeout.yaml": (6, "metadata.annotations[promisebot.io/pipeline-timeout]", "invalid duration \"forever\""),
     "promises/duplicate-promise.yaml": (4, "metadata.name", "duplicate Promise/widget: also defined at base.yaml:19"),
     "promises/same-api.yaml": (14, "spec.api.spec.names.kind",
                                "Widget.test.promisebot.io is already provided by Promise widget (base.yaml:19)"),
