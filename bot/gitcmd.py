@@ -1,11 +1,14 @@
-"""Running git plumbing commands on a local repository: the one helper the platform reader,
-the reconciler and bookkeeping share (the state-store writers have their own, with credentials).
+"""Running git plumbing commands on a local repository, and reading a commit's tree: one
+`ls-tree` listing and batched `cat-file --batch` reads. The platform reader
+(`bot.platform.GitTreeSource`), the reconciler and bookkeeping share these (the state-store
+writers have their own, with credentials).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -23,10 +26,42 @@ def git(repo: Path, *args: str, input_bytes: bytes | None = None, ok: tuple[int,
     return proc.stdout
 
 
+def git_ok(repo: Path, *args: str) -> bool:
+    """Whether `git <args>` exits 0 (its output is not wanted)."""
+    try:
+        git(repo, *args)
+    except GitError:
+        return False
+    return True
+
+
 def rev_sha(repo: Path, rev: str) -> str | None:
     """The commit `rev` names, or None when it names none."""
     out = git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", ok=(0, 1, 128))
     return out.decode().strip() or None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    path: str
+    mode: str  # "100644", "120000" (a symbolic link), ...
+    kind: str  # "blob", or "commit" for a submodule
+    object_id: str
+    size: int | None  # known when listed with sizes
+
+
+def ls_tree(repo: Path, rev: str, paths: list[str] | None = None, *, sizes: bool = False) -> list[TreeEntry]:
+    """Every file of the commit `rev` (recursively; only `paths`, taken literally, when given)."""
+    out = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", *(["--long"] if sizes else []),
+              rev, *(["--", *paths] if paths is not None else []))
+    entries = []
+    for entry in out.split(b"\0"):
+        if entry:
+            info, path = entry.split(b"\t", 1)
+            mode, kind, object_id, *size = info.decode().split()
+            entries.append(TreeEntry(path.decode(errors="surrogateescape"), mode, kind, object_id,
+                                     int(size[0]) if size and size[0] != "-" else None))
+    return entries
 
 
 def read_blobs(repo: Path, blob_ids: list[str]) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from bot import schema
-from bot.gitcmd import GitError, git, read_blobs, rev_sha
+from bot.gitcmd import GitError, git, ls_tree, read_blobs, rev_sha
 from bot.model import (
     BUCKET_STATE_STORE,
     DEFAULT_NAMESPACE,
@@ -176,9 +176,12 @@ class GitTreeSource:
         return self._sha
 
     def files(self) -> Iterator[PlatformFile | Problem]:
+        yield from self._listed()
+
+    def _listed(self) -> list[PlatformFile | Problem]:
         if self._listing is None:
             self._listing = self._ls_tree()
-        yield from self._listing
+        return self._listing
 
     def _ls_tree(self) -> list[PlatformFile | Problem]:
         sha = self.revision
@@ -186,35 +189,28 @@ class GitTreeSource:
         wanted = self.paths
         if wanted is not None and not wanted:
             return []
-        # A small set of paths is passed as (literal) pathspecs, so git lists just those files.
-        pathspecs = ["--", *sorted(wanted)] if wanted is not None and len(wanted) <= MAX_PATHSPECS else []
+        # A small set of paths is passed as pathspecs, so git lists just those files.
+        pathspecs = sorted(wanted) if wanted is not None and len(wanted) <= MAX_PATHSPECS else None
         try:
-            out = git(Path(self.repo_path), "--literal-pathspecs", "ls-tree", "-r", "-z", "--long", "--full-tree",
-                      sha, *pathspecs)
+            entries = ls_tree(Path(self.repo_path), sha, pathspecs, sizes=True)
         except GitError as exc:
             raise FileError(f"cannot read revision {self.rev!r} of {self.repo_path}: {exc}") from None
         found: list[PlatformFile | Problem] = []
-        for entry in out.split(b"\0"):
-            if not entry:
+        for e in entries:
+            if e.kind != "blob" or not _is_yaml(e.path) or (wanted is not None and e.path not in wanted):
                 continue
-            info, raw_path = entry.split(b"\t", 1)
-            mode, kind, blob, size = info.decode().split()
-            path = raw_path.decode(errors="surrogateescape")
-            if kind != "blob" or not _is_yaml(path) or (wanted is not None and path not in wanted):
+            if stat.S_ISLNK(int(e.mode, 8)):
+                found.append(Problem(Source(e.path, 1), "", "unreadable: a symbolic link (not followed in a Git tree)"))
                 continue
-            if stat.S_ISLNK(int(mode, 8)):
-                found.append(Problem(Source(path, 1), "", "unreadable: a symbolic link (not followed in a Git tree)"))
-                continue
-            self._blobs[path] = (blob, int(size))
-            found.append(PlatformFile(path, int(size)))
+            self._blobs[e.path] = (e.object_id, e.size or 0)
+            found.append(PlatformFile(e.path, e.size))
         found.sort(key=lambda f: f.path if isinstance(f, PlatformFile) else f.source.file)
         self._order = [f.path for f in found if isinstance(f, PlatformFile)]
         self._position = {path: i for i, path in enumerate(self._order)}
         return found
 
     def read(self, file: PlatformFile, max_bytes: int) -> bytes:
-        if self._listing is None:
-            self._listing = self._ls_tree()
+        self._listed()  # the blob ids
         if file.path not in self._read_ahead:
             if file.path not in self._blobs:
                 raise FileError("unreadable: not in this commit")

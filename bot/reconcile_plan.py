@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.bookkeeping import ObjectRecord
 from bot.changes import go_json, spec_hash
 from bot.model import Promise, Ref, ResourceRequest
 from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true
+from bot.records import ObjectRecord
 
 CREATED = "created"
 SPEC_CHANGED = "spec changed"
@@ -45,12 +45,6 @@ class Task:
     @property
     def label(self) -> str:
         return f"{self.ref} {self.wtype}.{self.action} ({self.reason})"
-
-
-@dataclass(slots=True)
-class Plan:
-    promise_tasks: list[Task] = field(default_factory=list)
-    request_tasks: list[Task] = field(default_factory=list)
 
 
 def _digest(*parts: Any) -> str:

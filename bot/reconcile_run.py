@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.bookkeeping import ObjectRecord, bounded_logs, now_iso
 from bot.model import Work
 from bot.objects import promise_object, request_object
 from bot.reconcile_plan import Task, now_utc
 from bot.reconcile_status import CONFIGURE_COMPLETED, set_condition
+from bot.records import ObjectRecord, bounded_logs, now_iso
 from bot.settings import RunnerSettings
 from runners.base import Runner
 from runners.pool import run_bounded

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.bookkeeping import now_iso
+from bot.records import now_iso
 
 CONFIGURE_COMPLETED = "ConfigureWorkflowCompleted"
 DELETE_COMPLETED = "DeleteWorkflowCompleted"

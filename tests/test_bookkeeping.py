@@ -6,15 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bot.bookkeeping import (
-    EVENT_TRAILER,
-    Bookkeeping,
-    ObjectRecord,
-    PlacementRecord,
-    bounded_logs,
-    work_digest,
-)
+from bot.bookkeeping import EVENT_TRAILER, Bookkeeping
 from bot.model import Ref, Selector, Work, Workload, WorkloadGroup
+from bot.records import ObjectRecord, PlacementRecord, bounded_logs, work_digest
 
 BRANCH = "promisebot/state"
 
@@ -66,11 +60,12 @@ def test_roundtrip_without_touching_worktree(tmp_path):
                         placements=[PlacementRecord(work.key, work.groups[0].id, "dev", "GitStateStore/s", "abc")]))
     bk.put_work(work)
     bk.set_meta(revision=head_before)
-    sha = bk.commit("reconcile", {EVENT_TRAILER: "test"})
+    sha = bk.commit("reconcile", [(EVENT_TRAILER, "test"), ("Promisebot-Store", "a 1"), ("Promisebot-Store", "b 2")])
     assert sha
     assert git(repo, "rev-parse", "HEAD") == head_before
     assert git(repo, "status", "--porcelain") == "?? dirty.txt"
-    assert f"{EVENT_TRAILER}: test" in git(repo, "log", "-1", "--format=%B", BRANCH)
+    assert git(repo, "log", "-1", "--format=%B", BRANCH).endswith(
+        f"{EVENT_TRAILER}: test\nPromisebot-Store: a 1\nPromisebot-Store: b 2")
 
     again = Bookkeeping.open(repo, BRANCH)
     assert again.meta["revision"] == head_before

@@ -19,12 +19,18 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def test_plan_reconcile_status(tmp_path):
-    env = Env(tmp_path)
-    env.write("destinations/dev.yaml", destination("dev"))
-    env.write("promises/redis.yaml", promise("redis"))
-    env.write("requests/r1.yaml", request("Redis", "r1"))
-    env.commit("install")
+@pytest.fixture
+def env(tmp_path):
+    """A platform with one Destination, one Promise and one request, committed."""
+    e = Env(tmp_path)
+    e.write("destinations/dev.yaml", destination("dev"))
+    e.write("promises/redis.yaml", promise("redis"))
+    e.write("requests/r1.yaml", request("Redis", "r1"))
+    e.commit("install")
+    return e
+
+
+def test_plan_reconcile_status(env):
     platform = str(env.platform)
 
     plan = cli("plan", "--platform", platform)
@@ -51,12 +57,7 @@ def test_plan_reconcile_status(tmp_path):
     assert cli("status", "Redis/nope", "--platform", platform).returncode == 1
 
 
-def test_plan_from_a_stateless_clone(tmp_path):
-    env = Env(tmp_path)
-    env.write("destinations/dev.yaml", destination("dev"))
-    env.write("promises/redis.yaml", promise("redis"))
-    env.write("requests/r1.yaml", request("Redis", "r1"))
-    env.commit("install")
+def test_plan_from_a_stateless_clone(env, tmp_path):
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     git(env.platform, "remote", "add", "origin", str(remote))

@@ -80,14 +80,19 @@ def test_install_create_update_delete_idempotent(env):
     assert env.bookkeeping().get(Ref("Redis.test.promisebot.io", "r1", "default")) is None
 
 
-def test_delete_pipeline_runs_first_and_failure_keeps_files(env):
-    env.write("promises/redis.yaml", redis_promise(delete="exit 3"))
+def install_and_remove(env, delete: str, path: str):
+    """Install redis (with this delete pipeline) and r1, reconcile; remove `path`, reconcile."""
+    env.write("promises/redis.yaml", redis_promise(delete=delete))
     env.write("requests/r1.yaml", request("Redis", "r1", {"size": 1}))
     env.commit("install")
     env.reconcile()
-    env.remove("requests/r1.yaml")
-    env.commit("delete r1")
-    report = env.reconcile()
+    env.remove(path)
+    env.commit(f"remove {path}")
+    return env.reconcile()
+
+
+def test_delete_pipeline_runs_first_and_failure_keeps_files(env):
+    report = install_and_remove(env, "exit 3", "requests/r1.yaml")
     assert runs(report) == ["Redis.test.promisebot.io/default/r1 resource.delete failed"]
     assert R1 in env.files()  # delete pipeline failed: files stay (§4.5)
     rec = env.bookkeeping().get(Ref("Redis.test.promisebot.io", "r1", "default"))
@@ -177,13 +182,7 @@ def test_required_promises_block_until_fulfilled(env):
 
 
 def test_promise_delete_removes_requests_then_dependencies(env):
-    env.write("promises/redis.yaml", redis_promise(delete="echo bye"))
-    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 1}))
-    env.commit("install")
-    env.reconcile()
-    env.remove("promises/redis.yaml")
-    env.commit("delete promise")
-    report = env.reconcile()
+    report = install_and_remove(env, "echo bye", "promises/redis.yaml")
     assert "Redis.test.promisebot.io/default/r1 resource.delete succeeded" in runs(report)
     files = env.files()
     assert not any(p.startswith("dev/dependencies/redis") or p.startswith("dev/resources/default/redis")

@@ -1,4 +1,4 @@
-"""`promisebot plan [--platform PATH] [--from REV] [--to REV] [--output json]`: what a
+"""`promisebot plan [--platform PATH] [--from REV] [--to REV | --all] [--output json]`: what a
 reconcile would change in each state store and Destination, as a unified diff, and which
 pipelines would run. Pipelines do run (to know their outputs); nothing is written to any
 state store or to bookkeeping.
@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import sys
 from typing import Any
 
 from bot.commands.reconcile import run_reconcile, runs_json
-from bot.reconciler import ReconcileError, ReconcileReport
+from bot.reconciler import ReconcileReport
 from bot.statestores.base import FileDiff
 from bot.writes import StoreBatch, store_key
 
@@ -88,15 +87,10 @@ def render(report: ReconcileReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = run_reconcile(args, dry_run=True)
-    except ReconcileError as exc:
-        print(f"promisebot plan: {exc}", file=sys.stderr)
+    report = run_reconcile(args, dry_run=True)
+    if report is None:
         return EXIT_ERROR
-    if args.output == "json":
-        print(json.dumps(plan_json(report), indent=2))
-    else:
-        print(render(report))
+    print(json.dumps(plan_json(report), indent=2) if args.output == "json" else render(report))
     if report.errors:
         return EXIT_ERROR
     return EXIT_CHANGES if report.changed else EXIT_NO_CHANGES

@@ -18,6 +18,9 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bot.bookkeeping import BookkeepingError
+from bot.gitcmd import GitError
+from bot.platform import FileError
 from bot.reconciler import ReconcileError, ReconcileReport, reconcile
 from bot.writes import store_key
 from runners.docker import DockerRunner
@@ -41,12 +44,17 @@ def progress_display() -> Iterator[Any]:
         yield update
 
 
-def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport:
+def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport | None:
+    """The reconcile (or plan, with `dry_run`) the arguments ask for; None when it could not be
+    made (the reason printed on stderr)."""
     runner = DockerRunner()
     try:
         with progress_display() as progress:
             return reconcile(Path(args.platform), runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
                              full=args.all, dry_run=dry_run, progress=progress)
+    except (ReconcileError, FileError, BookkeepingError, GitError) as exc:
+        print(f"promisebot {'plan' if dry_run else 'reconcile'}: {exc}", file=sys.stderr)
+        return None
     finally:
         runner.close()
 
@@ -57,10 +65,8 @@ def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = run_reconcile(args, dry_run=False)
-    except ReconcileError as exc:
-        print(f"promisebot reconcile: {exc}", file=sys.stderr)
+    report = run_reconcile(args, dry_run=False)
+    if report is None:
         return EXIT_ERROR
     if args.output == "json":
         print(json.dumps({"from": report.from_rev, "to": report.to_rev, "full": report.full, "runs": runs_json(report),

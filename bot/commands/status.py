@@ -16,10 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.bookkeeping import Bookkeeping, BookkeepingError, ObjectRecord
+from bot.bookkeeping import Bookkeeping, BookkeepingError
 from bot.model import Ref
 from bot.platform import FileError, GitTreeSource, read_settings
 from bot.reconcile_status import RECONCILED, condition
+from bot.records import ObjectRecord
 from bot.settings import SETTINGS_FILE, load_settings
 
 EXIT_OK, EXIT_ERROR = 0, 1

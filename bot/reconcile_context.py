@@ -1,0 +1,148 @@
+"""What one reconcile of one platform revision works from and has decided so far: the snapshot
+(whole, or partial for an incremental run: bot.reconcile_scope), the settings, the bookkeeping
+branch, and the records and Works of the objects it touches. The phases (bot.reconcile_phases),
+placements (bot.reconcile_placements) and records (bot.reconcile_records) all read and update
+one `RunContext`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bot.bookkeeping import Bookkeeping
+from bot.changes import detect_changes, due_for_periodic
+from bot.gitcmd import git, rev_sha
+from bot.model import DESTINATION, PROMISE, Ref, StateStore, Work
+from bot.objects import rebuild
+from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
+from bot.reconcile_plan import now_utc, parse_time
+from bot.reconcile_scope import partial_paths
+from bot.records import ObjectRecord, ref_from_json
+from bot.secrets import SecretResolver
+from bot.settings import SETTINGS_FILE
+from bot.statestores.base import StateStoreWriter, open_store
+from bot.writes import Target
+
+
+class ReconcileError(RuntimeError):
+    """The reconcile could not start (unreadable revision, invalid settings)."""
+
+
+def rev_parse(repo: Path, rev: str) -> str:
+    sha = rev_sha(repo, rev)
+    if sha is None:
+        raise ReconcileError(f"cannot resolve revision {rev!r} in {repo}")
+    return sha
+
+
+class RunContext:
+    """One reconcile of the platform repo `repo` at `to_rev`, from `from_rev` (default: the last
+    reconciled commit). `full`: every object and placement (--all); a run is also full when it
+    has no `from` or the periodic reconcile is due (§4.7)."""
+
+    def __init__(self, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> None:
+        self.repo = repo
+        self.to_sha = rev_parse(repo, to_rev)
+        self.settings = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))[0]
+        self.bk = Bookkeeping.open(repo, self.settings.state_branch)
+        # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
+        # compares every cache key and so comes to the same plan.
+        recorded = self.bk.meta.get("revision")
+        self.from_sha = rev_parse(repo, from_rev) if from_rev else recorded and rev_sha(repo, recorded)
+        self.now = now_utc()
+        last_full = parse_time(self.bk.meta.get("lastFullReconcile"))
+        periodic = due_for_periodic(last_full.timestamp() if last_full else None, self.now.timestamp(),
+                                    self.settings.reconcile_interval_seconds)
+        self.periodic = periodic or not self.from_sha
+        self.full = full or self.periodic
+        self.attention_refs = {ref_from_json(entry) for entry in self.bk.meta.get("attention") or []}
+        self.records: dict[Ref, ObjectRecord] = {}
+        self.works: dict[Ref, dict[str, Work]] = {}  # current Works of touched objects
+        self.old_digests: dict[Ref, dict[str, str]] = {}  # digests of their Works as recorded
+        self.deleted: set[Ref] = set()  # objects whose record goes
+        self.attention: set[Ref] = set()  # objects that want another look next time
+        self.only = None if self.full else self._partial_paths()
+        self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
+
+    def _partial_paths(self) -> frozenset[str] | None:
+        """The files an incremental run must read (bot.reconcile_scope), or None for all."""
+        assert self.from_sha
+        files = set()
+        for ref in self.attention_refs:
+            path = self.record(ref).data.get("file")
+            if ref.kind not in (PROMISE, DESTINATION) and not path:
+                return None
+            if path:
+                files.add(path)
+        return partial_paths(self.repo, self.from_sha, self.to_sha, files)
+
+    def candidates(self) -> set[Ref] | None:
+        """Refs to look at in an incremental run; None means every object (full run)."""
+        if self.full:
+            return None
+        before = load_platform(GitTreeSource(self.repo, self.from_sha, self.only), self.settings)
+        changes = detect_changes(before, self.after)
+        refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations) for c in group}
+        return refs | self.attention_refs
+
+    # -- records and Works -------------------------------------------------------
+
+    def record(self, ref: Ref) -> ObjectRecord:
+        """The object's record, read from bookkeeping on first use (a new one if none)."""
+        if ref not in self.records:
+            rec = self.bk.get(ref) or ObjectRecord(ref)
+            self.records[ref] = rec
+            self.old_digests[ref] = dict(rec.data.get("digests") or {})
+        return self.records[ref]
+
+    def owned(self, ref: Ref) -> dict[str, Work]:
+        """The object's current Works by key, read from bookkeeping on first use."""
+        if ref not in self.works:
+            self.works[ref] = self.bk.get_works(self.record(ref).works)
+        return self.works[ref]
+
+    def forget(self, ref: Ref) -> None:
+        """The object is gone: all its Works (and so their files) go too."""
+        self.owned(ref).clear()
+        self.deleted.add(ref)
+
+    def live_refs(self) -> list[Ref]:
+        """Every Promise and request of the platform now; in a partial snapshot the requests not
+        read are known from bookkeeping."""
+        refs = {p.ref for p in self.after.promises.values()} | set(self.after.requests)
+        if self.only is not None:
+            for p in self.after.promises.values():
+                if p.api:
+                    refs |= set(self.bk.refs(p.api.request_kind))
+        return sorted(refs - self.deleted)
+
+    def rebuild(self, *bodies: dict[str, Any]) -> LoadedPlatform:
+        """Typed objects from recorded bodies (deleted objects, Destinations as they were)."""
+        return rebuild(list(bodies), self.after.root or self.repo, self.settings)
+
+    # -- Destinations and their stores ------------------------------------------------
+
+    def target_now(self, name: str) -> Target | None:
+        dest = self.after.destinations.get(name)
+        store = self.after.state_stores.get(dest.state_store_ref) if dest else None
+        return Target(dest, store) if dest and store else None
+
+    def target_recorded(self, name: str) -> Target | None:
+        """The Destination and its store as last recorded (where a moved or deleted one was)."""
+        rec = self.record(Ref(DESTINATION, name))
+        body, store_body = rec.data.get("body"), rec.data.get("storeBody")
+        if not body or not store_body:
+            return None
+        rebuilt = self.rebuild(body, store_body)
+        dest = rebuilt.destinations.get(name)
+        store = rebuilt.state_stores.get(dest.state_store_ref) if dest else None
+        return Target(dest, store) if dest and store else None
+
+    def open_store(self, store: StateStore) -> StateStoreWriter:
+        git_dir = git(self.repo, "rev-parse", "--absolute-git-dir").decode().strip()
+        secrets_dir = self.settings.secrets_dir
+        secrets = SecretResolver(Path(secrets_dir) if secrets_dir else None, os.environ)
+        return open_store(store, platform_root=self.after.root or self.repo, secrets=secrets,
+                          cache_dir=Path(git_dir) / "promisebot" / "stores")

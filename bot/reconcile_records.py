@@ -1,0 +1,104 @@
+"""What a reconcile records (docs/reconciler.md, "Bookkeeping"): each workflow outcome folded
+into its object's record as it arrives, then — after the state-store writes — every placement
+with the store commit that last changed its files, the Kratix-owned status that follows from
+scheduling and writing (§2.4, §3.4, §4.4), and one bookkeeping commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.bookkeeping import EVENT_TRAILER
+from bot.model import DESTINATION, PROMISE, FileChanges, Ref
+from bot.reconcile_context import RunContext
+from bot.reconcile_placements import Layout
+from bot.reconcile_run import Outcome, fold_configure
+from bot.reconcile_status import delete_failed, destination_ready, works_outcome
+from bot.records import PlacementRecord, ref_json
+from bot.writes import StoreBatch, touches
+
+
+def fold_outcome(ctx: RunContext, outcome: Outcome) -> None:
+    """A finished workflow into its object's record and Works (a deleted object is forgotten)."""
+    task, rec = outcome.task, ctx.record(outcome.task.ref)
+    if task.action == "configure":
+        fold_configure(rec, outcome, ctx.owned(task.ref))
+        if outcome.suspended:
+            ctx.attention.add(task.ref)
+    elif outcome.succeeded:
+        ctx.forget(task.ref)
+    else:
+        rec.status = delete_failed(outcome.status or rec.status, outcome.suspended)
+        rec.logs = outcome.logs
+        ctx.attention.add(task.ref)
+
+
+def _commit_of(batch: StoreBatch | None, changes: FileChanges | None) -> str | None:
+    """The store commit of this run if it changed the placement's files."""
+    result = batch.result if batch else None
+    if result and result.revision and changes and touches(changes, result):
+        return result.revision
+    return None
+
+
+def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreBatch]) -> None:
+    """Placements, works and status of every touched object, and each Destination's Ready (§3.4).
+    An object placed in a store that could not be written runs again next time."""
+    for ref, placements in layout.placed.items():
+        rec = ctx.record(ref)
+        before = {p.placement: p for p in rec.placements}
+        records = []
+        for p in placements:
+            target = ctx.target_now(p.destination)
+            store = target.key if target else ""
+            batch = batches.get(store)
+            if batch and batch.error:
+                rec.cache_key = None  # the outputs did not land
+                ctx.attention.add(ref)
+            old = before.get(p)
+            commit = _commit_of(batch, layout.changes_of(p)) or (old.commit if old else None)
+            records.append(PlacementRecord(p.work_key, p.group_id, p.destination, store, commit, p in layout.misplaced))
+        rec.placements = records
+        rec.works = sorted(ctx.works[ref])
+        rec.status = works_outcome(rec.status, layout.pending.get(ref, []),
+                                   [str(p.placement) for p in records if p.misplaced], promise=ref.kind == PROMISE)
+    for name in ctx.after.destinations:
+        target = ctx.target_now(name)
+        if target is None:
+            continue
+        rec = ctx.record(Ref(DESTINATION, name))
+        batch = batches.get(target.key)
+        if batch and batch.error:
+            rec.status = destination_ready(rec.status, False, "StateStoreWriteFailed",
+                                           f"Failed to write test documents to State Store: {batch.error}")
+        elif target.dest.init_workloads:
+            rec.status = destination_ready(rec.status, True, "TestDocumentsWritten",
+                                           "Test documents written to State Store")
+        else:
+            rec.status = destination_ready(rec.status, True, "DestinationReady", "Destination is ready")
+
+
+def commit_bookkeeping(ctx: RunContext, message: str, store_commits: dict[str, str]) -> str | None:
+    """Stage every changed record and Work and meta.json; one commit (None when nothing changed)."""
+    for ref, rec in ctx.records.items():
+        if ref in ctx.deleted:
+            ctx.bk.delete(ref)
+        elif ref.kind == DESTINATION or rec.status or rec.works or rec.cache_key is not None:
+            ctx.bk.put(rec)
+    kept = {k for works in ctx.works.values() for k in works}
+    for ref, works in ctx.works.items():  # only objects whose Works were loaded can change them
+        old = ctx.old_digests.get(ref, {})
+        digests = ctx.record(ref).data.get("digests", {})
+        for key, work in works.items():
+            if old.get(key) != digests.get(key):
+                ctx.bk.put_work(work)
+        for key in set(old) - kept:
+            ctx.bk.delete_work(key)
+    meta: dict[str, Any] = {"revision": ctx.to_sha,
+                            "attention": sorted(ref_json(r) for r in ctx.attention - ctx.deleted)}
+    if ctx.periodic:  # an explicit --all does not move the periodic clock: no commit when unchanged
+        meta["lastFullReconcile"] = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctx.bk.set_meta(**meta)
+    trailers = [(EVENT_TRAILER, f"reconcile {ctx.to_sha[:12]}")]
+    trailers += [("Promisebot-Store", f"{store} {rev}") for store, rev in sorted(store_commits.items())]
+    return ctx.bk.commit(message, trailers)
