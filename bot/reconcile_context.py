@@ -76,7 +76,13 @@ class RunContext:
                 return None
             if path:
                 files.add(path)
-        return partial_paths(self.repo, self.from_sha, self.to_sha, files)
+        recorded = self.bk.meta.get("objectFiles") if self.bk.meta.get("revision") == self.from_sha else None
+        return partial_paths(self.repo, self.from_sha, self.to_sha, files, set(recorded) if recorded else None)
+
+    def object_files(self) -> list[str]:
+        """The files of the Kratix objects (Promises, Destinations, State Stores) at `to`."""
+        objects = [*self.after.promises.values(), *self.after.destinations.values(), *self.after.state_stores.values()]
+        return sorted({o.source.file for o in objects})
 
     def candidates(self) -> set[Ref] | None:
         """Refs to look at in an incremental run; None means every object (full run)."""

@@ -94,7 +94,7 @@ def commit_bookkeeping(ctx: RunContext, message: str, store_commits: dict[str, s
                 ctx.bk.put_work(work)
         for key in set(old) - kept:
             ctx.bk.delete_work(key)
-    meta: dict[str, Any] = {"revision": ctx.to_sha,
+    meta: dict[str, Any] = {"revision": ctx.to_sha, "objectFiles": ctx.object_files(),
                             "attention": sorted(ref_json(r) for r in ctx.attention - ctx.deleted)}
     if ctx.periodic:  # an explicit --all does not move the periodic clock: no commit when unchanged
         meta["lastFullReconcile"] = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")

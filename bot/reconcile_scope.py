@@ -1,9 +1,9 @@
 """Which platform files an incremental reconcile reads (docs/reconciler.md, "Scale").
 
 An incremental reconcile whose commits touch no Kratix object file (no Promise, Destination or
-State Store, and not the settings file) reads only the Kratix object files (found with
-`git grep platform.kratix.io`), the changed files and the files of objects that need another
-look — so a one-request change costs the same in a platform of 10,000 requests as in one of a
+State Store, and not the settings file) reads only the Kratix object files (as recorded by the
+previous run, else found with `git grep platform.kratix.io`), the changed files and the files of
+objects that need another look — so a one-request change costs the same in a platform of 10,000 requests as in one of a
 single request. The files themselves are read by `bot.platform.GitTreeSource` (with `paths`).
 """
 
@@ -17,14 +17,18 @@ from bot.platform import YAML_SUFFIXES, FileError, GitTreeSource, PlatformFile
 from bot.settings import SETTINGS_FILE
 
 
-def partial_paths(repo: Path, from_sha: str, to_sha: str, attention_files: set[str]) -> frozenset[str] | None:
+def partial_paths(repo: Path, from_sha: str, to_sha: str, attention_files: set[str],
+                  object_files: set[str] | None = None) -> frozenset[str] | None:
     """The files an incremental run from `from_sha` to `to_sha` must read, or None to read every
     file: when a Kratix object file changed, a Promise cascade or rescheduling may concern every
-    request. `attention_files` are the files of objects that asked for another look."""
+    request. `attention_files` are the files of objects that asked for another look;
+    `object_files` those of the Kratix objects at `from_sha`, when known (else `git grep`)."""
     changed = _changed_files(repo, from_sha, to_sha)
     if _mentions_kratix(repo, [from_sha, to_sha], changed):
         return None
-    return frozenset(_object_files(repo, to_sha) | changed | attention_files)  # unchanged files: as at `from`
+    # No object file changed: the object files at `to` are those at `from`.
+    objects = _object_files(repo, to_sha) if object_files is None else object_files | {SETTINGS_FILE}
+    return frozenset(objects | changed | attention_files)
 
 
 def _git(repo: Path, *args: str) -> bytes:

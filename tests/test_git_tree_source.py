@@ -80,8 +80,9 @@ def test_incremental_scope(tmp_path):
     repo, first = make_repo(tmp_path, {"stores/s.yaml": STORE, "r/one.yaml": "kind: R\n", "r/two.yaml": "kind: R\n"})
     second = commit(repo, {"r/one.yaml": "kind: R\nspec: 2\n", "r/three.yaml": "kind: R\n"})
     # Only requests changed: the object files, the changed files and the attention files.
-    assert partial_paths(repo, first, second, {"r/two.yaml"}) == frozenset(
-        {".promisebot.yaml", "stores/s.yaml", "r/one.yaml", "r/three.yaml", "r/two.yaml"})
+    expected = frozenset({".promisebot.yaml", "stores/s.yaml", "r/one.yaml", "r/three.yaml", "r/two.yaml"})
+    assert partial_paths(repo, first, second, {"r/two.yaml"}) == expected  # object files from git grep
+    assert partial_paths(repo, first, second, {"r/two.yaml"}, {"stores/s.yaml"}) == expected  # as recorded
     # A Kratix object file changed (or was deleted), or the settings did: read everything.
     third = commit(repo, {"stores/s.yaml": STORE.replace("url: x", "url: y")})
     assert partial_paths(repo, second, third, set()) is None
