@@ -23,7 +23,6 @@ from bot.settings import Settings
 PROMISE_NAME_LABEL = "kratix.io/promise-name"
 PAUSED_LABEL = "kratix.io/paused"
 MANUAL_RECONCILIATION_LABEL = "kratix.io/manual-reconciliation"
-RECONCILE_RESOURCES_LABEL = "kratix.io/reconcile-resources"
 PROMISE_VERSION_LABEL = "kratix.io/promise-version"
 
 
