@@ -4,8 +4,10 @@ the objects that do not run (§6).
 Phase 1: Promise configure workflows whose cache key changed (§4.1, §4.2) — after their
 `requiredPromises` (§4.6) — and the delete workflows of deleted Promises (§4.3); static
 dependencies become a Work with no container. Phase 2: request configure workflows of
-*available* Promises (§4.4) and the delete workflows of deleted requests, including every
-request of a deleted Promise whose delete pipeline succeeded (§4.3, §4.5).
+*available* Promises (§4.4) — all of a Promise's requests once per appearance of its
+`kratix.io/reconcile-resources: "true"` label (§4.7) — and the delete workflows of deleted
+requests, including every request of a deleted Promise whose delete pipeline succeeded (§4.3,
+§4.5).
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot import layout
-from bot.changes import spec_hash
+from bot.changes import RECONCILE_RESOURCES_LABEL, spec_hash
 from bot.model import PROMISE, Platform, Promise, Ref, ResourceRequest
 from bot.objects import PROMISE_VERSION_LABEL, is_paused
 from bot.reconcile_context import RunContext
-from bot.reconcile_plan import DELETED, Task, configure_reason, promise_cache_key, request_cache_key
+from bot.reconcile_plan import (
+    DELETED,
+    RECONCILE_RESOURCES,
+    RESOURCES_SEEN,
+    Task,
+    configure_reason,
+    label_pending,
+    promise_cache_key,
+    request_cache_key,
+)
 from bot.reconcile_run import Outcome
 from bot.reconcile_status import (
     configure_succeeded,
@@ -42,6 +53,7 @@ class PromisePhase:
     available: set[str] = field(default_factory=set)  # requests may run
     blocked: set[str] = field(default_factory=set)  # requiredPromises not fulfilled
     failed_deletes: set[str] = field(default_factory=set)  # their requests stay
+    reconcile_resources: set[str] = field(default_factory=set)  # all their requests run (§4.7)
 
     def absorb(self, outcomes: list[Outcome]) -> None:
         """Phase 1's results: a succeeded configure makes its Promise available."""
@@ -69,9 +81,10 @@ def requirement_states(platform: Platform, promise: Promise) -> list[dict[str, s
     return states
 
 
-def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord) -> tuple[str | None, int]:
+def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord,
+            forced: str | None = None) -> tuple[str | None, int]:
     return configure_reason(key, labels, rec, now=ctx.now, interval_seconds=ctx.settings.reconcile_interval_seconds,
-                            periodic=ctx.full)
+                            periodic=ctx.full, forced=forced)
 
 
 def plan_promises(ctx: RunContext) -> PromisePhase:
@@ -81,6 +94,8 @@ def plan_promises(ctx: RunContext) -> PromisePhase:
         rec.data["body"] = promise.body
         if promise.api:
             rec.data["requestKind"] = promise.api.request_kind
+        if label_pending(promise.labels, RECONCILE_RESOURCES_LABEL, rec.data, RESOURCES_SEEN):
+            phase.reconcile_resources.add(promise.name)
         states = requirement_states(ctx.after, promise)
         rec.status = promise_requirements(rec.status, states)
         if any(s["state"] != INSTALLED for s in states):
@@ -161,7 +176,8 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
                 ctx.owned(req.ref).clear()
             rec.cache_key = key
             return None
-        reason, start = _reason(ctx, key, req.labels, rec)
+        forced = RECONCILE_RESOURCES if promise.name in phase.reconcile_resources else None
+        reason, start = _reason(ctx, key, req.labels, rec, forced)
         problems = _request_errors(ctx, req) if reason else []
         if problems:
             rec.status = invalid(rec.status, problems)
@@ -175,16 +191,23 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
 def plan_requests(ctx: RunContext, candidates: set[Ref] | None, phase: PromisePhase) -> list[Task]:
     tasks: list[Task] = []
     promise_hashes: dict[str, str] = {}
-    ctx.bk.get_many([r for r in ctx.after.requests if candidates is None or r in candidates])  # one read
-    for req in sorted(ctx.after.requests.values(), key=lambda r: r.ref):
+    # Every request of a Promise whose reconcile-resources label is pending is looked at. The
+    # label appearing changed the Promise's file, so the whole platform was read; a request that
+    # could not run then (Promise not available) asked for another look, so it is read now.
+    looked_at = [r for r in ctx.after.requests.values()
+                 if candidates is None or r.ref in candidates or r.promise in phase.reconcile_resources]
+    ctx.bk.get_many([r.ref for r in looked_at])  # one read
+    for req in sorted(looked_at, key=lambda r: r.ref):
         promise = ctx.after.promises.get(req.promise)
-        if promise is None or (candidates is not None and req.ref not in candidates):
+        if promise is None:
             continue
         if promise.name not in promise_hashes:
             promise_hashes[promise.name] = spec_hash(promise)
         task = _configure_task(ctx, req, promise, phase, promise_hashes[promise.name])
         if task:
             tasks.append(task)
+    for name in phase.reconcile_resources & phase.available:  # its requests were planned: done
+        ctx.record(Ref(PROMISE, name)).data[RESOURCES_SEEN] = True
     for ref in _deleted_request_refs(ctx, candidates):
         rec = ctx.record(ref)
         promise_name = rec.data.get("promise", "")

@@ -2,9 +2,10 @@
 
 An object's configure workflow runs when the cache key of what determines its output differs
 from the key recorded in bookkeeping (Promise spec, request spec, pipeline images — label-only
-edits never re-run, §1.7), when `kratix.io/manual-reconciliation: "true"` newly appears, when a
-suspended workflow's `nextRetryAt` has passed (§1.5c), or when its last run is older than the
-reconcile interval (§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
+edits never re-run, §1.7), when `kratix.io/manual-reconciliation: "true"` newly appears on it
+or `kratix.io/reconcile-resources: "true"` on its Promise, when a suspended workflow's
+`nextRetryAt` has passed (§1.5c), or when its last run is older than the reconcile interval
+(§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ from bot.records import ObjectRecord
 CREATED = "created"
 SPEC_CHANGED = "spec changed"
 MANUAL = "manual reconciliation"
+RECONCILE_RESOURCES = "Promise reconcile-resources"
 RETRY_DUE = "retry due"
 PERIODIC = "periodic reconcile"
 DELETED = "deleted"
+
+# Notes in a record's data: the object's manual-reconciliation label, a Promise's
+# reconcile-resources label, was acted on (label_pending).
+MANUAL_SEEN = "manualSeen"
+RESOURCES_SEEN = "reconcileResourcesSeen"
 
 
 @dataclass(slots=True)
@@ -79,6 +86,17 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def label_pending(labels: dict[str, str], label: str, data: dict[str, Any], note: str) -> bool:
+    """Whether a once-per-appearance label (§4.7) asks for a run: it is "true" and the record's
+    `data[note]` does not say it was acted on. promisebot cannot remove the label from Git as
+    Kratix does, so the record notes it instead; the note goes when the label goes (so removing
+    and re-adding the label acts again)."""
+    if not is_true(labels, label):
+        data.pop(note, None)
+        return False
+    return not data.get(note)
+
+
 def configure_reason(
     key: str,
     labels: dict[str, str],
@@ -87,17 +105,21 @@ def configure_reason(
     now: datetime,
     interval_seconds: float,
     periodic: bool,
+    forced: str | None = None,
 ) -> tuple[str | None, int]:
     """(why the configure workflow runs, pipeline index to start at), or (None, 0) to skip.
 
-    The manual-reconciliation label triggers once per appearance: promisebot cannot remove it
-    from Git as Kratix does, so the record remembers it ran for it (`data.manualSeen`).
+    The manual-reconciliation label triggers once per appearance (`label_pending`, note
+    `MANUAL_SEEN`). `forced` is a reason to run from the start whatever the cache key says
+    (a Promise's reconcile-resources label); like the manual label it restarts a suspended
+    workflow.
     """
-    manual = is_true(labels, MANUAL_RECONCILIATION_LABEL)
     if record is None or record.cache_key is None and not record.resume:
         return CREATED, 0
-    if manual and not record.data.get("manualSeen"):
+    if label_pending(labels, MANUAL_RECONCILIATION_LABEL, record.data, MANUAL_SEEN):
         return MANUAL, 0
+    if forced:
+        return forced, 0
     resume = record.resume
     if resume:
         if resume.get("cacheKey") != key:

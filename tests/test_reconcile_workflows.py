@@ -91,3 +91,44 @@ def test_compound_promise_outputs_are_reconciled_without_loop(env):
     assert "dev/resources/default/redis/app-db/instance/5058f/thing.yaml" in env.files()
     again = env.reconcile()
     assert again.outcomes == [] and again.commits == {} and again.rounds == 1
+
+
+def test_reconcile_resources_label_reruns_every_request_once_per_appearance(env):
+    env.write("promises/redis.yaml", promise("redis", promise_configure="true"))
+    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 1}))
+    env.write("requests/r2.yaml", request("Redis", "r2", {"a": 2}))
+    env.commit("install")
+    env.reconcile()
+    label = {"kratix.io/reconcile-resources": "true"}
+    expected = [f"{Ref('Redis.test.promisebot.io', n, 'default')} resource.configure succeeded "
+                "(Promise reconcile-resources)" for n in ("r1", "r2")]
+
+    env.write("promises/redis.yaml", promise("redis", promise_configure="true", labels=label))
+    env.commit("reconcile resources")
+    assert runs(env.reconcile()) == expected  # the requests only, not the Promise's workflow
+    env.commit("unrelated")
+    assert env.reconcile().outcomes == []  # the label left in place does not run them again
+    assert env.reconcile(full=True).outcomes == []
+
+    env.write("promises/redis.yaml", promise("redis", promise_configure="true"))
+    env.commit("label removed")
+    assert env.reconcile().outcomes == []
+    env.write("promises/redis.yaml", promise("redis", promise_configure="true", labels=label))
+    env.commit("label added again")
+    assert runs(env.reconcile()) == expected
+
+
+def test_manual_reconciliation_runs_again_when_the_label_is_added_again(env):
+    manual = {"kratix.io/manual-reconciliation": "true"}
+    env.write("promises/redis.yaml", promise("redis"))
+    env.write("requests/r1.yaml", request("Redis", "r1", labels=manual))
+    env.commit("created with the label")
+    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (created)"]
+    assert env.reconcile(full=True).outcomes == []  # the creation run answered the label
+    for attempt in ("first", "second"):
+        env.write("requests/r1.yaml", request("Redis", "r1"))
+        env.commit(f"label removed ({attempt})")
+        assert env.reconcile().outcomes == []
+        env.write("requests/r1.yaml", request("Redis", "r1", labels=manual))
+        env.commit(f"label added again ({attempt})")
+        assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (manual reconciliation)"]
