@@ -16,6 +16,7 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then missing+=(docker.io); fi
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -16,7 +16,9 @@ How a write works, without a work tree or an index:
 
 Credentials never go into URLs or `.git/config`: basic auth is answered by a GIT_ASKPASS script
 reading environment variables of the git process; SSH keys go to 0600 files in a private
-temporary directory named by GIT_SSH_COMMAND, removed after the command.
+temporary directory named by GIT_SSH_COMMAND, removed after the session. ssh reads no user or
+system config and trusts only the secret's `knownHosts` (StrictHostKeyChecking); errors name the
+failing secret key and never carry key material (the key and each of its lines are redacted).
 """
 
 from __future__ import annotations
@@ -68,7 +70,11 @@ _AUTH_FAILURES = (
     "could not read password",
     "returned error: 401",
     "permission denied (publickey",
-    "host key verification failed",
+)
+_HOST_KEY_FAILURE = "host key verification failed"
+# What ssh says about a host key, without fingerprints, file paths or advice about temp files.
+_HOST_KEY_LINES = re.compile(
+    r"Host key for \S+ has changed[^.]*\.|No \S+ host key is known for \S+[^.]*\.|Host key verification failed\."
 )
 _PERMISSION_FAILURES = ("returned error: 403", "permission denied")
 _RETRYABLE_REMOTE_REJECTIONS = ("lock", "failed to update ref", "incorrect old value")
@@ -301,7 +307,8 @@ class GitStateStoreWriter:
             if ref is None:
                 raise ValueError(f"GitStateStore {self.store.name} uses authMethod ssh but has no secretRef")
             key, known = self._secret(ref, "sshPrivateKey"), self._secret(ref, "knownHosts")
-            self._secret_values = [key]
+            lines = (line.strip() for line in key.reveal().splitlines())
+            self._secret_values = [key, *(Secret(line) for line in lines if len(line) >= 16)]
             with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp:
                 key_file, hosts_file = Path(tmp) / "id", Path(tmp) / "known_hosts"
                 for path, secret in ((key_file, key), (hosts_file, known)):
@@ -309,8 +316,9 @@ class GitStateStoreWriter:
                     text = secret.reveal()
                     path.write_text(text if text.endswith("\n") else text + "\n")
                 env["GIT_SSH_COMMAND"] = (
-                    f"ssh -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
-                    f"-o UserKnownHostsFile={shlex.quote(str(hosts_file))} -o StrictHostKeyChecking=yes"
+                    f"ssh -F /dev/null -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
+                    f"-o UserKnownHostsFile={shlex.quote(str(hosts_file))} -o GlobalKnownHostsFile=/dev/null "
+                    "-o StrictHostKeyChecking=yes"
                 )
                 yield env
         else:
@@ -354,10 +362,14 @@ class GitStateStoreWriter:
         lower = detail.lower()
         if self.remote.transport != "local":
             ref = self.store.secret_ref
-            keys = "sshPrivateKey/knownHosts" if self.auth_method == SSH_AUTH else "username/password"
             secret = f"secret {ref.namespace}/{ref.name}" if ref else "a secretRef (none is set)"
+            if self.auth_method == SSH_AUTH and _HOST_KEY_FAILURE in stderr.lower():
+                said = " ".join(_HOST_KEY_LINES.findall(stderr))
+                return (f"host key verification failed: {where}: the server's host key is not the one in "
+                        f"the knownHosts key of {secret}. ssh said: {said}")
             if any(marker in lower for marker in _AUTH_FAILURES):
-                return f"authentication failed: {where}: check the {keys} keys of {secret}. git said: {detail}"
+                keys = "sshPrivateKey key" if self.auth_method == SSH_AUTH else "username/password keys"
+                return f"authentication failed: {where}: check the {keys} of {secret}. git said: {detail}"
             if any(marker in lower for marker in _PERMISSION_FAILURES):
                 return f"permission denied: {where}: the credentials of {secret} lack access. git said: {detail}"
         return f"git failed to {where}: {detail}"
