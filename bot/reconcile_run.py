@@ -21,7 +21,7 @@ from bot.reconcile_plan import MANUAL_SEEN, Task, now_utc
 from bot.reconcile_status import CONFIGURE_COMPLETED, set_condition
 from bot.records import ObjectRecord, bounded_logs, now_iso
 from bot.settings import RunnerSettings
-from runners.base import Runner
+from runners.base import Runner, RunnerUnavailable
 from runners.pool import run_bounded
 from runners.workflow import run_workflow
 
@@ -67,6 +67,8 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     try:
         result = run_workflow(runner, task.promise, obj, task.wtype, task.action, settings,
                               request=task.request, start_at=task.start_at)
+    except RunnerUnavailable:
+        raise  # nothing can run: the reconcile stops before writing anything
     except Exception as exc:  # noqa: BLE001 - one object's crash must not stop the others
         out.error = f"{type(exc).__name__}: {exc}"
         out.failed_pipeline = "(runner)"

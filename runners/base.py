@@ -23,6 +23,11 @@ OWNER_LABEL = "promisebot.owner"  # "<hostname>:<pid>" of the process that creat
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
+class RunnerUnavailable(RuntimeError):
+    """The runner's engine cannot be reached: nothing can run. Not a failure of any one object,
+    so callers stop rather than record it against each object."""
+
+
 class PipelineSpecError(ValueError):
     """A Pipeline's container spec uses something promisebot cannot run (e.g. env valueFrom)."""
 

@@ -49,6 +49,7 @@ from runners.base import (
     PipelineJob,
     PipelineResult,
     PipelineSpecError,
+    RunnerUnavailable,
     container_env,
 )
 from runners.outputs import Limits, OutputRejected, parse_metadata, read_kratix_archive
@@ -69,12 +70,16 @@ class ImageError(RuntimeError):
 
 
 class DockerRunner:
-    """`Runner` on a Docker engine. Thread-safe: the pool runs several pipelines at once."""
+    """`Runner` on a Docker engine. Thread-safe: the pool runs several pipelines at once.
+
+    The engine is first contacted when a pipeline runs, so work that needs no pipeline needs no
+    engine; an unreachable engine raises `RunnerUnavailable`."""
 
     def __init__(self, client: docker.DockerClient | None = None, session: str | None = None) -> None:
-        self.client = client or docker.from_env()
+        self._client = client
         self.session = session or uuid.uuid4().hex[:12]  # labels everything this runner creates
         self._lock = threading.Lock()
+        self._connecting = threading.Lock()
         self._active: dict[str, list[tuple[str, str]]] = {}  # run id -> [(kind, name)] to remove
         self._aborted = False
         self._holder_ready = False
@@ -86,7 +91,21 @@ class DockerRunner:
         self._reaper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docker-cleanup")
         self._reaping: set[Future[None]] = set()
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The engine named by DOCKER_HOST (or the local socket), connected on first use; the
+        first connection also sweeps what dead processes of this host left behind."""
+        with self._connecting:
+            if self._client is not None:
+                return self._client
+            try:
+                self._client = docker.from_env()
+            except DockerException as exc:
+                where = os.environ.get("DOCKER_HOST") or "the local socket (set DOCKER_HOST for another engine)"
+                raise RunnerUnavailable(f"cannot reach the Docker engine at {where}: {_explain(exc)}") from None
         self.sweep_orphans()
+        return self._client
 
     # -- public -------------------------------------------------------------------------------
 

@@ -13,16 +13,17 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.bookkeeping import BookkeepingError
+from bot.commands import platform_repo
 from bot.gitcmd import GitError
 from bot.platform import FileError
 from bot.reconciler import ReconcileError, ReconcileReport, reconcile
 from bot.writes import store_key
+from runners.base import RunnerUnavailable
 from runners.docker import DockerRunner
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -47,13 +48,17 @@ def progress_display() -> Iterator[Any]:
 def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport | None:
     """The reconcile (or plan, with `dry_run`) the arguments ask for; None when it could not be
     made (the reason printed on stderr)."""
+    command = "plan" if dry_run else "reconcile"
+    repo = platform_repo(args.platform, command)
+    if repo is None:
+        return None
     runner = DockerRunner()
     try:
         with progress_display() as progress:
-            return reconcile(Path(args.platform), runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
+            return reconcile(repo, runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
                              full=args.all, dry_run=dry_run, progress=progress)
-    except (ReconcileError, FileError, BookkeepingError, GitError) as exc:
-        print(f"promisebot {'plan' if dry_run else 'reconcile'}: {exc}", file=sys.stderr)
+    except (ReconcileError, FileError, BookkeepingError, GitError, RunnerUnavailable) as exc:
+        print(f"promisebot {command}: {exc}", file=sys.stderr)
         return None
     finally:
         runner.close()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from bot.bookkeeping import Bookkeeping, BookkeepingError
+from bot.commands import platform_repo
 from bot.model import Ref
 from bot.platform import FileError, GitTreeSource, read_settings
 from bot.reconcile_status import RECONCILED, condition
@@ -64,7 +64,9 @@ def _summary(rec: ObjectRecord) -> tuple[str, str, str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    repo = Path(args.platform)
+    repo = platform_repo(args.platform, "status")
+    if repo is None:
+        return EXIT_ERROR
     try:
         settings, _ = read_settings(GitTreeSource(repo, "HEAD", frozenset({SETTINGS_FILE})))
     except FileError:

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from docker.errors import DockerException
 
 from bot.model import Promise, ResourceRequest
 from bot.objects import promise_object, request_object
 from bot.platform import load_platform_dir
 from bot.settings import load_settings
-from runners.base import PipelineResult
+from runners.base import PipelineResult, RunnerUnavailable
 from runners.docker import DockerRunner
 from runners.pool import Terminated, reraise_signal, signals_raise
 from runners.workflow import WorkflowResult, run_workflow
@@ -50,14 +49,13 @@ def run(args: argparse.Namespace) -> int:
     if not promise.pipelines(args.workflow, args.action):
         print(f"Promise {promise.name!r} has no {args.workflow} {args.action} pipelines; nothing to run.")
         return EXIT_OK
-    try:
-        runner = DockerRunner()
-    except DockerException as exc:
-        print(f"promisebot test: cannot reach the Docker engine: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    runner = DockerRunner()
     try:
         with signals_raise():
             result = run_workflow(runner, promise, obj, args.workflow, args.action, settings, request=request)
+    except RunnerUnavailable as exc:
+        print(f"promisebot test: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (KeyboardInterrupt, Terminated) as exc:
         runner.abort()
         print("promisebot test: interrupted; containers and volumes removed", file=sys.stderr)
