@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from bot import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
+class UsageError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2, like argparse, with help hint
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("plan", "show what a reconcile would change in each state store, writing nothing"),
         ("reconcile", "run pipelines and write their outputs to the state stores"),
     ):
-        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        exits = (" Exit codes: 0 no changes, 2 changes, 1 error (usage errors included)." if name == "plan"
+                 else " Exit codes: 0 done, 1 error, 2 usage error.")
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + "." + exits)
         p.add_argument("--platform", default=".", metavar="PATH", help="platform repo (default: .)")
         p.add_argument("--from", dest="from_rev", metavar="REV", help="platform commit already reconciled")
         p.add_argument("--to", dest="to_rev", metavar="REV", help="platform commit to reconcile (default HEAD)")
@@ -73,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
+        words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+        # plan's exit 2 means "changes" (like terraform plan -detailed-exitcode): its usage errors are 1
+        return EXIT_INVALID if words[:1] == ["plan"] else EXIT_USAGE
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -19,6 +19,13 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env})
 
 
+@pytest.mark.parametrize(("command", "code"), [("plan", 1), ("reconcile", 2), ("status", 2), ("validate", 2)])
+def test_usage_errors_exit_2_except_for_plan_where_2_means_changes(command, code):
+    done = cli(command, "--no-such-flag")
+    assert done.returncode == code
+    assert "error: unrecognized arguments: --no-such-flag" in done.stderr and "usage:" in done.stderr
+
+
 @pytest.mark.parametrize("command", ["plan", "reconcile", "status"])
 def test_platform_path_that_is_missing_or_not_a_git_repo(tmp_path, command):
     missing = cli(command, "--platform", str(tmp_path / "nope"))
