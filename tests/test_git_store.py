@@ -152,6 +152,32 @@ def test_read_list_and_diff_do_not_write(tmp_path):
     assert head(remote) == before
 
 
+def test_reading_many_files_in_any_order(tmp_path):
+    """Many none-mode state files in one directory, next to nested files and a large one: every
+    read is right whatever the order (reads are batched, bot.statestores.git_tree)."""
+    bare_remote(tmp_path / "remote.git")
+    state = {f"dev/.kratix/default-w{i:04d}.yaml": f"files: [dev/f{i}.yaml]\n".encode() for i in range(600)}
+    big = b"x" * (200 << 10)  # larger than the first read-ahead batch
+    others = {"dev/f1.yaml": b"f1", "dev/nested/deep/g.yaml": b"g", "dev/.kratix/zz-big.yaml": big, "top.yaml": b"t"}
+    seeded = writer(tmp_path, "remote.git", cache="seed")
+    seeded.apply(FileChanges(puts=state | others), "seed", {})
+    reader = writer(tmp_path, "remote.git", cache="reader")
+    names = sorted(state)
+    order = names[::-1][:200] + names[::7] + names[1::3] + names[::2]  # reversed, strided, repeats
+    for path in order:
+        assert reader.read(path) == state[path], path
+    assert reader.read("dev/.kratix/zz-big.yaml") == big
+    assert reader.read("dev/.kratix/default-w9999.yaml") is None and reader.read("dev/.kratix") is None
+    assert reader.read("dev/nested/deep/g.yaml") == b"g" and reader.read("dev/nested") is None
+    assert reader.read("dev/f1.yaml") == b"f1" and reader.read("top.yaml") == b"t"
+    assert reader.read("elsewhere/x.yaml") is None
+    assert len(reader.list("dev/.kratix")) == 601
+    # A write moves the snapshot: reads see what it pushed.
+    reader.apply(FileChanges(puts={"dev/.kratix/default-w0000.yaml": b"new"}, deletes={"top.yaml"}), "update", {})
+    assert reader.read("dev/.kratix/default-w0000.yaml") == b"new" and reader.read("top.yaml") is None
+    assert reader.read("dev/.kratix/default-w0001.yaml") == state["dev/.kratix/default-w0001.yaml"]
+
+
 def test_rejected_push_reapplies_the_change_set_on_top_of_the_winner(tmp_path):
     """Writer A's push is held in the remote's pre-receive hook while writer B lands a commit;
     A's push is then rejected, and A re-reads the remote and re-applies its change set."""

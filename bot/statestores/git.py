@@ -14,11 +14,9 @@ How a write works, without a work tree or an index:
   top of it, with jittered exponential backoff, a bounded number of times. A remote rewritten
   under the bot needs nothing special: every write starts from the remote's current branch.
 
-Credentials never go into URLs or `.git/config`: basic auth is answered by a GIT_ASKPASS script
-reading environment variables of the git process; SSH keys go to 0600 files in a private
-temporary directory named by GIT_SSH_COMMAND, removed after the session. ssh reads no user or
-system config and trusts only the secret's `knownHosts` (StrictHostKeyChecking); errors name the
-failing secret key and never carry key material (the key and each of its lines are redacted).
+Reads and lists come from the cache at the synced commit, without the network: each directory
+is listed once and blobs are read in batches (bot.statestores.git_tree), so N reads cost O(N).
+Remotes and credentials: bot.statestores.git_auth (nothing secret in URLs or `.git/config`).
 """
 
 from __future__ import annotations
@@ -26,23 +24,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
 import random
 import re
-import shlex
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from git import Actor, Commit, Repo
 
-from bot.model import FileChanges, SecretRef, StateStore
-from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
+from bot.gitcmd import GitError, ls_tree
+from bot.model import FileChanges, StateStore
+from bot.secrets import SecretResolver
 from bot.statestores.base import (
     Change,
     FileDiff,
@@ -50,77 +44,20 @@ from bot.statestores.base import (
     ReadyResult,
     StateStoreError,
     WriteResult,
-    ancestors,
     check_trailers,
     commit_message,
     normalise_path,
 )
+from bot.statestores.git_auth import BASIC_AUTH, SSH_AUTH, GitAuth, parse_remote
+from bot.statestores.git_tree import CommitFiles, fast_import_commands, parse_raw_diff, split_changes
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BRANCH = "main"
 DEFAULT_AUTHOR_NAME = "promisebot"
-BASIC_AUTH, SSH_AUTH = "basicAuth", "ssh"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BUILD_REF = "refs/promisebot/build"  # scratch ref fast-import writes to
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:")
-_AUTH_FAILURES = (
-    "authentication failed",
-    "could not read username",
-    "could not read password",
-    "returned error: 401",
-    "permission denied (publickey",
-)
-_HOST_KEY_FAILURE = "host key verification failed"
-# What ssh says about a host key, without fingerprints, file paths or advice about temp files.
-_HOST_KEY_LINES = re.compile(
-    r"Host key for \S+ has changed[^.]*\.|No \S+ host key is known for \S+[^.]*\.|Host key verification failed\."
-)
-_PERMISSION_FAILURES = ("returned error: 403", "permission denied")
 _RETRYABLE_REMOTE_REJECTIONS = ("lock", "failed to update ref", "incorrect old value")
-_ASKPASS_SCRIPT = """#!/bin/sh
-# promisebot GIT_ASKPASS helper: answers from the git process's environment, holds no secret.
-case "$1" in
-  Username*) printf '%s\\n' "$PROMISEBOT_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$PROMISEBOT_GIT_PASSWORD" ;;
-esac
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Remote:
-    """Where the store lives: `url` as given to git, `transport` "local" | "http" | "ssh"."""
-
-    url: str
-    transport: str
-
-
-def parse_remote(url: str, platform_root: Path) -> Remote:
-    """The remote for a GitStateStore `url` (contract §3.6). Raises ValueError.
-
-    Local paths and `file://` URLs are resolved against `platform_root` when relative;
-    `http://` is accepted next to `https://` for loopback tests and local use.
-    """
-    url = (url or "").strip()
-    if not url:
-        raise ValueError("GitStateStore spec.url is empty")
-    lower = url.lower()
-    if lower.startswith(("https://", "http://")):
-        authority = url.split("://", 1)[1].split("/", 1)[0]
-        if ":" in authority.split("@")[0] and "@" in authority:
-            raise ValueError(
-                "GitStateStore spec.url must not contain a password; put it in the secret's `password` key"
-            )
-        return Remote(url, "http")
-    if lower.startswith("ssh://") or _SCP_LIKE.match(url):
-        return Remote(url, "ssh")
-    if lower.startswith("file://"):
-        url = url[len("file://") :]
-    elif "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise ValueError(f"unsupported GitStateStore url scheme {scheme!r} (use https, http, ssh, file or a path)")
-    path = Path(url).expanduser()
-    return Remote(str(path if path.is_absolute() else (platform_root / path).resolve()), "local")
 
 
 class GitStateStoreWriter:
@@ -153,7 +90,6 @@ class GitStateStoreWriter:
             raise ValueError("GitStateStore authMethod ssh needs an ssh url (ssh://... or user@host:path)")
         author = spec.get("gitAuthor") or {}
         self.author = Actor(str(author.get("name") or DEFAULT_AUTHOR_NAME), str(author.get("email") or ""))
-        self._secrets = secrets
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff_seconds
         self._tracking = f"refs/remotes/origin/{self.branch}"
@@ -162,7 +98,8 @@ class GitStateStoreWriter:
         self._path = self._root / key
         self._synced: str | None = None
         self._has_synced = False
-        self._secret_values: list[Secret] = []
+        self._files: CommitFiles | None = None
+        self._auth = GitAuth(store, self.remote, self.auth_method, secrets, self._root)
 
     def __repr__(self) -> str:
         return f"GitStateStoreWriter({self.store.name!r}, url={self.remote.url!r}, branch={self.branch!r})"
@@ -170,26 +107,29 @@ class GitStateStoreWriter:
     # -- public interface ---------------------------------------------------------------
 
     def read(self, path: str) -> bytes | None:
+        """Read from the cache, without the network once synced: each directory is listed once
+        and blobs are read in batches (bot.statestores.git_tree), so N reads cost O(N)."""
         path = normalise_path(path)
-        with self._session() as (repo, env):
-            head = self._ensure_synced(repo, env)
-            if head is None:
-                return None
+        files = self._snapshot()
+        if files is None:
+            return None
+        with self._locked():
             try:
-                obj = repo.commit(head).tree.join(path)
-            except KeyError:
-                return None
-            return obj.data_stream.read() if obj.type == "blob" else None
+                return files.read(path)
+            except GitError as exc:
+                raise StateStoreError(f"{self}: cannot read {path} from the cache: {exc}") from None
 
     def list(self, prefix: str) -> list[str]:
         prefix = normalise_path(prefix, directory=True)
-        with self._session() as (repo, env):
-            head = self._ensure_synced(repo, env)
-            if head is None:
-                return []
-            args = ["ls-tree", "-r", "-z", "--name-only", head]
-            out = self._run(repo, [*args, "--", prefix + "/"] if prefix else args, env={}, what="list")
-            return sorted(p for p in out.split("\0") if p)
+        files = self._snapshot()
+        if files is None:
+            return []
+        with self._locked():
+            try:
+                entries = ls_tree(self._path, files.commit, [prefix + "/"] if prefix else None)
+            except GitError as exc:
+                raise StateStoreError(f"{self}: cannot list {prefix or 'the store'} in the cache: {exc}") from None
+        return sorted(e.path for e in entries)
 
     def apply(self, changes: FileChanges, message: str, trailers: dict[str, str]) -> WriteResult:
         """One commit and one push for the whole change set (contract §3.6, batched)."""
@@ -203,7 +143,7 @@ class GitStateStoreWriter:
                 if new_tree == old_tree:
                     log.info("%s: nothing to commit", self)
                     return WriteResult(None)
-                added, modified, removed = _split(diff)
+                added, modified, removed = split_changes(diff)
                 text = commit_message(message, trailers, len(added), len(modified), len(removed))
                 parents = [repo.commit(head)] if head else []
                 commit = Commit.create_from_tree(
@@ -259,14 +199,20 @@ class GitStateStoreWriter:
     # -- the cached repository ----------------------------------------------------------
 
     @contextmanager
-    def _session(self) -> Iterator[tuple[Repo, dict[str, str]]]:
-        """The cached bare repository, locked for this process and others, and the git env."""
+    def _locked(self) -> Iterator[None]:
+        """The cache locked for this process and others."""
         self._root.mkdir(parents=True, exist_ok=True)
         with open(self._path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @contextmanager
+    def _session(self) -> Iterator[tuple[Repo, dict[str, str]]]:
+        """The cached bare repository, locked, and the env of git commands that use the network."""
+        with self._locked():
             repo = self._open_repo()
             try:
-                with self._network_env() as env:
+                with self._auth.env() as env:
                     yield repo, env
             finally:
                 repo.close()
@@ -283,53 +229,6 @@ class GitStateStoreWriter:
         repo.close()
         tmp.rename(self._path)
         return Repo(self._path)
-
-    @contextmanager
-    def _network_env(self) -> Iterator[dict[str, str]]:
-        """Environment for git commands that talk to the remote; secrets resolved here."""
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_VARIANT": "ssh"}
-        ref = self.store.secret_ref
-        if self.remote.transport == "http" and ref is not None:
-            self._secret_values = [self._secret(ref, "username"), self._secret(ref, "password")]
-            askpass = self._root / "askpass.sh"
-            if not askpass.is_file():
-                tmp = askpass.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(_ASKPASS_SCRIPT)
-                tmp.chmod(stat.S_IRWXU)
-                tmp.replace(askpass)
-            env |= {
-                "GIT_ASKPASS": str(askpass),
-                "PROMISEBOT_GIT_USERNAME": self._secret_values[0].reveal(),
-                "PROMISEBOT_GIT_PASSWORD": self._secret_values[1].reveal(),
-            }
-            yield env
-        elif self.remote.transport == "ssh":
-            if ref is None:
-                raise ValueError(f"GitStateStore {self.store.name} uses authMethod ssh but has no secretRef")
-            key, known = self._secret(ref, "sshPrivateKey"), self._secret(ref, "knownHosts")
-            lines = (line.strip() for line in key.reveal().splitlines())
-            self._secret_values = [key, *(Secret(line) for line in lines if len(line) >= 16)]
-            with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp:
-                key_file, hosts_file = Path(tmp) / "id", Path(tmp) / "known_hosts"
-                for path, secret in ((key_file, key), (hosts_file, known)):
-                    path.touch(mode=0o600)
-                    text = secret.reveal()
-                    path.write_text(text if text.endswith("\n") else text + "\n")
-                env["GIT_SSH_COMMAND"] = (
-                    f"ssh -F /dev/null -i {shlex.quote(str(key_file))} -o IdentitiesOnly=yes -o BatchMode=yes "
-                    f"-o UserKnownHostsFile={shlex.quote(str(hosts_file))} -o GlobalKnownHostsFile=/dev/null "
-                    "-o StrictHostKeyChecking=yes"
-                )
-                yield env
-        else:
-            self._secret_values = []
-            yield env
-
-    def _secret(self, ref: SecretRef, key: str) -> Secret:
-        try:
-            return self._secrets.secret(ref, key)
-        except SecretNotFoundError as exc:
-            raise StateStoreError(f"GitStateStore {self.store.name}: {exc}") from None
 
     def _exec(
         self, repo: Repo, args: list[str], env: dict[str, str], network: bool, stdin: bytes | None = None
@@ -352,33 +251,20 @@ class GitStateStoreWriter:
         """`git <args>`'s stdout; StateStoreError (secrets redacted) if it fails."""
         status, out, err = self._exec(repo, args, env, network, stdin)
         if status != 0:
-            raise StateStoreError(self._describe_failure(what, err))
+            raise StateStoreError(self._auth.describe_failure(f"{what} {self.remote.url} (branch {self.branch})", err))
         return out
 
-    def _describe_failure(self, what: str, stderr: str) -> str:
-        detail = " ".join(line.strip() for line in stderr.splitlines() if line.strip())[-600:]
-        detail = redact(detail, self._secret_values)
-        where = f"{what} {self.remote.url} (branch {self.branch})"
-        lower = detail.lower()
-        if self.remote.transport != "local":
-            ref = self.store.secret_ref
-            secret = f"secret {ref.namespace}/{ref.name}" if ref else "a secretRef (none is set)"
-            if self.auth_method == SSH_AUTH and _HOST_KEY_FAILURE in stderr.lower():
-                said = " ".join(_HOST_KEY_LINES.findall(stderr))
-                return (f"host key verification failed: {where}: the server's host key is not the one in "
-                        f"the knownHosts key of {secret}. ssh said: {said}")
-            if any(marker in lower for marker in _AUTH_FAILURES):
-                keys = "sshPrivateKey key" if self.auth_method == SSH_AUTH else "username/password keys"
-                return f"authentication failed: {where}: check the {keys} of {secret}. git said: {detail}"
-            if any(marker in lower for marker in _PERMISSION_FAILURES):
-                return f"permission denied: {where}: the credentials of {secret} lack access. git said: {detail}"
-        return f"git failed to {where}: {detail}"
-
-    def _ensure_synced(self, repo: Repo, env: dict[str, str]) -> str | None:
-        """The remote head as first seen by this writer (read/list see one snapshot)."""
+    def _snapshot(self) -> CommitFiles | None:
+        """The files of the remote head as this writer first saw it, or as its last apply left
+        it (reads and lists see one snapshot); None when the branch does not exist."""
         if not self._has_synced:
-            self._sync(repo, env)
-        return self._synced
+            with self._session() as (repo, env):
+                self._sync(repo, env)
+        if self._synced is None:
+            return None
+        if self._files is None or self._files.commit != self._synced:
+            self._files = CommitFiles(self._path, self._synced)
+        return self._files
 
     def _sync(self, repo: Repo, env: dict[str, str]) -> str | None:
         """Bring the remote branch into the cache; its commit id, or None if it does not exist."""
@@ -416,7 +302,7 @@ class GitStateStoreWriter:
                     return False
                 raise StateStoreError(f"push to {self.remote.url} (branch {self.branch}) refused: {outcome}")
         if status != 0:
-            raise StateStoreError(self._describe_failure("push to", err))
+            raise StateStoreError(self._auth.describe_failure(f"push to {self.remote.url} (branch {self.branch})", err))
         return True
 
     # -- building the new tree ----------------------------------------------------------
@@ -438,50 +324,4 @@ class GitStateStoreWriter:
         out = self._run(
             repo, ["diff-tree", "-r", "-z", "--no-renames", old_tree, new_tree], env={}, what="compare trees of"
         )
-        return old_tree, new_tree, _parse_raw_diff(out)
-
-
-def fast_import_commands(changes: NormalisedChanges) -> bytes:
-    """The change set as `git fast-import` file commands: delete prefixes, deletes, then puts,
-    so a prefix ends up holding exactly the files put under it. Raises ValueError."""
-    for path in changes.puts:
-        if any(part.lower() == ".git" for part in path.split("/")):
-            raise ValueError(f"state store path {path!r}: '.git' is not allowed in a Git state store")
-        for parent in ancestors(path):
-            if parent in changes.puts:
-                raise ValueError(f"state store path {parent!r} is written both as a file and as a directory")
-    out: list[bytes] = []
-    for prefix in sorted(changes.delete_prefixes):
-        out.append(b"deleteall\n" if prefix == "" else b"D " + _quote(prefix) + b"\n")
-    out += [b"D " + _quote(path) + b"\n" for path in sorted(changes.deletes)]
-    for path, content in sorted(changes.puts.items()):
-        out += [b"M 100644 inline ", _quote(path), b"\ndata %d\n" % len(content), content, b"\n"]
-    return b"".join(out)
-
-
-def _quote(path: str) -> bytes:
-    """A path as a C-style quoted fast-import string."""
-    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return b'"' + escaped.encode() + b'"'
-
-
-def _parse_raw_diff(out: str) -> list[Change[str]]:
-    """`git diff-tree -r -z` raw output -> changes (type changes count as modifications)."""
-    fields = out.split("\0")
-    changes: list[Change[str]] = []
-    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-        if not meta.startswith(":"):
-            continue
-        _old_mode, _new_mode, old, new, status = meta[1:].split()
-        action: Literal["add", "modify", "remove"] = (
-            "add" if status[0] == "A" else "remove" if status[0] == "D" else "modify"
-        )
-        changes.append(
-            Change(path, action, None if action == "add" else old, None if action == "remove" else new)
-        )
-    return changes
-
-
-def _split(diff: list[Change[str]]) -> tuple[list[str], list[str], list[str]]:
-    by = {a: sorted(c.path for c in diff if c.action == a) for a in ("add", "modify", "remove")}
-    return by["add"], by["modify"], by["remove"]
+        return old_tree, new_tree, parse_raw_diff(out)
