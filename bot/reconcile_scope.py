@@ -4,7 +4,7 @@ An incremental reconcile whose commits touch no Kratix object file (no Promise, 
 State Store, and not the settings file) reads only the Kratix object files (as recorded by the
 previous run, else found with `git grep platform.kratix.io`), the changed files and the files of
 objects that need another look — so a one-request change costs the same in a platform of 10,000 requests as in one of a
-single request. The files themselves are read by `bot.platform.GitTreeSource` (with `paths`).
+single request. The files themselves are read by `bot.platform_sources.GitTreeSource` (with `paths`).
 """
 
 from __future__ import annotations

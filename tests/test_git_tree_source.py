@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import platform as platform_module
+from bot import platform_sources
 from bot.platform import FileError, GitTreeSource, PlatformFile, load_platform
 from bot.reconcile_scope import partial_paths
 
@@ -59,7 +59,7 @@ def test_reads_in_any_order_across_read_ahead_batches(tmp_path, monkeypatch):
     files = {f"f{i:03d}.yaml": f"i: {i}\n" * (i % 7 + 1) for i in range(120)}
     files["same.yaml"] = files["f001.yaml"]  # one blob, two paths
     repo, sha = make_repo(tmp_path, files)
-    monkeypatch.setattr(platform_module, "READ_AHEAD_BYTES", 200)
+    monkeypatch.setattr(platform_sources, "READ_AHEAD_BYTES", 200)
     source = GitTreeSource(repo, sha)
     entries = [f for f in source.files() if isinstance(f, PlatformFile)]
     order = entries[::-1] + entries[::3]  # backwards, then some again

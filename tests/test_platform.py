@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import git
-import pytest
 
 from bot.model import Ref, Source
-from bot.platform import DirSource, GitTreeSource, load_platform, load_platform_dir, resolve_local_url
+from bot.platform import DirSource, GitTreeSource, load_platform, load_platform_dir
 from bot.validation import validate_platform
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "platform"
@@ -217,17 +216,3 @@ def test_unknown_revision_is_a_problem_not_a_crash(tmp_path):
     git.Repo.init(tmp_path)
     platform = load_platform(GitTreeSource(tmp_path, "no-such-rev"))
     assert len(platform.problems) == 1 and "cannot read revision" in platform.problems[0].message
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("../state.git", "/repos/state.git"),
-        ("https://example.com/s.git", "https://example.com/s.git"),
-        ("git@github.com:org/s.git", "git@github.com:org/s.git"),
-        ("/srv/state.git", "/srv/state.git"),
-        ("file:///srv/state.git", "file:///srv/state.git"),
-    ],
-)
-def test_relative_state_store_urls_resolve_against_the_platform_root(url, expected):
-    assert resolve_local_url(url, Path("/repos/platform")) == expected
