@@ -20,7 +20,9 @@ Re-run rules, as Kratix decides them:
   `kratix.io/reconcile-resources: "true"` appearing on a Promise re-runs all its requests.
 - §4.1/§4.4 `kratix.io/paused: "true"` on a Promise or a request suppresses its runs (a
   Promise's label also pauses its requests); removing it re-runs from the start, and an
-  unpaused Promise re-runs all its requests, as Kratix's `resumedFromPause` does.
+  unpaused Promise re-runs all its requests, as Kratix's `resumedFromPause` does. These lists
+  only make objects candidates: the reconciler runs an unpaused object once from what its
+  bookkeeping record noted while it was paused (bot.reconcile_plan `PAUSED_SEEN`).
 - §4.7 a periodic full reconcile (default every 10h) marks everything for re-run.
 
 For a deleted Promise or request `rerun` means "run its delete workflow"; it is False when the

@@ -8,6 +8,11 @@ dependencies become a Work with no container. Phase 2: request configure workflo
 `kratix.io/reconcile-resources: "true"` label (§4.7) — and the delete workflows of deleted
 requests, including every request of a deleted Promise whose delete pipeline succeeded (§4.3,
 §4.5).
+
+`kratix.io/paused: "true"` is checked first (§4.1 step 1, §4.4): a paused Promise or request
+(and every request of a paused Promise) runs nothing and is reported
+`Reconciled=Unknown/PausedReconciliation`; its record notes it (`PAUSED_SEEN`), so once the
+label is gone its configure workflow runs from the start, once (`configure_reason`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from bot.objects import PROMISE_VERSION_LABEL, is_paused
 from bot.reconcile_context import RunContext
 from bot.reconcile_plan import (
     DELETED,
+    PAUSED_SEEN,
     RECONCILE_RESOURCES,
     RESOURCES_SEEN,
     Task,
@@ -36,6 +42,7 @@ from bot.reconcile_status import (
     paused,
     promise_requirements,
     requirements_not_installed,
+    unpaused,
     waiting_for_promise,
 )
 from bot.records import ObjectRecord
@@ -54,6 +61,7 @@ class PromisePhase:
     blocked: set[str] = field(default_factory=set)  # requiredPromises not fulfilled
     failed_deletes: set[str] = field(default_factory=set)  # their requests stay
     reconcile_resources: set[str] = field(default_factory=set)  # all their requests run (§4.7)
+    paused: set[str] = field(default_factory=set)  # all their requests are paused too (§4.4)
 
     def absorb(self, outcomes: list[Outcome]) -> None:
         """Phase 1's results: a succeeded configure makes its Promise available."""
@@ -87,6 +95,18 @@ def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord
                             periodic=ctx.full, forced=forced)
 
 
+def _pause(rec: ObjectRecord) -> None:
+    """Report the object paused and note it, so that unpausing it runs it again (§4.7)."""
+    rec.status = paused(rec.status)
+    rec.data[PAUSED_SEEN] = True
+
+
+def _answer_unpause(rec: ObjectRecord) -> None:
+    """An unpaused object with no configure workflow to run: the pause is answered."""
+    if rec.data.pop(PAUSED_SEEN, None):
+        rec.status = unpaused(rec.status)
+
+
 def plan_promises(ctx: RunContext) -> PromisePhase:
     phase = PromisePhase()
     for promise in sorted(ctx.after.promises.values(), key=lambda p: p.name):
@@ -96,13 +116,14 @@ def plan_promises(ctx: RunContext) -> PromisePhase:
             rec.data["requestKind"] = promise.api.request_kind
         if label_pending(promise.labels, RECONCILE_RESOURCES_LABEL, rec.data, RESOURCES_SEEN):
             phase.reconcile_resources.add(promise.name)
+        if is_paused(promise):
+            _pause(rec)
+            phase.paused.add(promise.name)
+            continue
         states = requirement_states(ctx.after, promise)
         rec.status = promise_requirements(rec.status, states)
         if any(s["state"] != INSTALLED for s in states):
             phase.blocked.add(promise.name)
-            continue
-        if is_paused(promise):
-            rec.status = paused(rec.status)
             continue
         works = ctx.owned(promise.ref)
         static = layout.static_dependencies_work(promise)
@@ -115,6 +136,7 @@ def plan_promises(ctx: RunContext) -> PromisePhase:
             for k in [k for k, w in works.items() if w.pipeline]:
                 del works[k]
             rec.cache_key = key
+            _answer_unpause(rec)
             phase.available.add(promise.name)
             continue
         reason, start = _reason(ctx, key, promise.labels, rec)
@@ -163,10 +185,10 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
     """The request's configure task, or None (its status says why it does not run)."""
     rec = ctx.record(req.ref)
     rec.data.update(body=req.body, promise=req.promise, file=req.source.file)
-    if req.promise in phase.blocked:
+    if is_paused(promise, req):
+        _pause(rec)
+    elif req.promise in phase.blocked:
         rec.status = requirements_not_installed(rec.status)
-    elif is_paused(promise, req):
-        rec.status = paused(rec.status)
     elif req.promise not in phase.available:
         rec.status = waiting_for_promise(rec.status, req.promise, "its configure workflow has not succeeded")
     else:
@@ -175,6 +197,7 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
             if rec.works:
                 ctx.owned(req.ref).clear()
             rec.cache_key = key
+            _answer_unpause(rec)
             return None
         forced = RECONCILE_RESOURCES if promise.name in phase.reconcile_resources else None
         reason, start = _reason(ctx, key, req.labels, rec, forced)
@@ -184,18 +207,20 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
         elif reason:
             return Task(req.ref, promise, "resource", "configure", reason, key, request=req, start_at=start)
         return None
-    ctx.attention.add(req.ref)  # blocked, paused or waiting: look again on the next event
+    ctx.attention.add(req.ref)  # paused, blocked or waiting: look again on the next event
     return None
 
 
 def plan_requests(ctx: RunContext, candidates: set[Ref] | None, phase: PromisePhase) -> list[Task]:
     tasks: list[Task] = []
     promise_hashes: dict[str, str] = {}
-    # Every request of a Promise whose reconcile-resources label is pending is looked at. The
-    # label appearing changed the Promise's file, so the whole platform was read; a request that
-    # could not run then (Promise not available) asked for another look, so it is read now.
+    # Every request of a Promise whose reconcile-resources label is pending, or that is paused,
+    # is looked at. The label appearing changed the Promise's file, so the whole platform was
+    # read; a request that could not run then (paused, Promise not available) asked for another
+    # look, so it is read now.
+    sweep = phase.reconcile_resources | phase.paused
     looked_at = [r for r in ctx.after.requests.values()
-                 if candidates is None or r.ref in candidates or r.promise in phase.reconcile_resources]
+                 if candidates is None or r.ref in candidates or r.promise in sweep]
     ctx.bk.get_many([r.ref for r in looked_at])  # one read
     for req in sorted(looked_at, key=lambda r: r.ref):
         promise = ctx.after.promises.get(req.promise)

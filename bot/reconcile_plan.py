@@ -3,9 +3,9 @@
 An object's configure workflow runs when the cache key of what determines its output differs
 from the key recorded in bookkeeping (Promise spec, request spec, pipeline images — label-only
 edits never re-run, §1.7), when `kratix.io/manual-reconciliation: "true"` newly appears on it
-or `kratix.io/reconcile-resources: "true"` on its Promise, when a suspended workflow's
-`nextRetryAt` has passed (§1.5c), or when its last run is older than the reconcile interval
-(§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
+or `kratix.io/reconcile-resources: "true"` on its Promise, once after it (or its Promise) was
+unpaused (§4.1 step 1, §4.4, §4.7), when a suspended workflow's `nextRetryAt` has passed
+(§1.5c), or when its last run is older than the reconcile interval (§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ CREATED = "created"
 SPEC_CHANGED = "spec changed"
 MANUAL = "manual reconciliation"
 RECONCILE_RESOURCES = "Promise reconcile-resources"
+UNPAUSED = "unpaused"
 RETRY_DUE = "retry due"
 PERIODIC = "periodic reconcile"
 DELETED = "deleted"
 
 # Notes in a record's data: the object's manual-reconciliation label, a Promise's
-# reconcile-resources label, was acted on (label_pending).
+# reconcile-resources label, was acted on (label_pending); the object was reported paused and
+# has not run since (Kratix's Reconciled=Unknown/PausedReconciliation condition, which makes
+# its controllers run the workflow from the start once the pause label is gone).
 MANUAL_SEEN = "manualSeen"
 RESOURCES_SEEN = "reconcileResourcesSeen"
+PAUSED_SEEN = "pausedSeen"
 
 
 @dataclass(slots=True)
@@ -109,10 +113,12 @@ def configure_reason(
 ) -> tuple[str | None, int]:
     """(why the configure workflow runs, pipeline index to start at), or (None, 0) to skip.
 
-    The manual-reconciliation label triggers once per appearance (`label_pending`, note
-    `MANUAL_SEEN`). `forced` is a reason to run from the start whatever the cache key says
-    (a Promise's reconcile-resources label); like the manual label it restarts a suspended
-    workflow.
+    Called for objects that are not paused. The manual-reconciliation label triggers once per
+    appearance (`label_pending`, note `MANUAL_SEEN`), and so does an unpause: the object was
+    reported paused (note `PAUSED_SEEN`) and has not run since. `forced` is a reason to run
+    from the start whatever the cache key says (a Promise's reconcile-resources label); like
+    the manual label and an unpause it restarts a suspended workflow. A configure run clears
+    `PAUSED_SEEN` and answers the manual label (`bot.reconcile_run.fold_configure`).
     """
     if record is None or record.cache_key is None and not record.resume:
         return CREATED, 0
@@ -120,6 +126,8 @@ def configure_reason(
         return MANUAL, 0
     if forced:
         return forced, 0
+    if record.data.get(PAUSED_SEEN):
+        return UNPAUSED, 0
     resume = record.resume
     if resume:
         if resume.get("cacheKey") != key:

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.model import Work
 from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true, promise_object, request_object
-from bot.reconcile_plan import MANUAL_SEEN, Task, now_utc
+from bot.reconcile_plan import MANUAL_SEEN, PAUSED_SEEN, Task, now_utc
 from bot.reconcile_status import CONFIGURE_COMPLETED, set_condition
 from bot.records import ObjectRecord, bounded_logs, now_iso
 from bot.settings import RunnerSettings
@@ -143,6 +143,7 @@ def fold_configure(record: ObjectRecord, outcome: Outcome, works: dict[str, Work
         record.resume = None
         record.cache_key = task.cache_key  # a failed workflow re-runs on a change, not on every event
     works.update(produced)
+    record.data.pop(PAUSED_SEEN, None)  # a run from the start answered an unpause (§4.7)
     labels = task.request.labels if task.request else task.promise.labels
     if is_true(labels, MANUAL_RECONCILIATION_LABEL):  # this run answered the label (§4.7)
         record.data[MANUAL_SEEN] = True

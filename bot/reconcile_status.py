@@ -20,6 +20,7 @@ PROMISE_AVAILABLE = "PromiseAvailable"
 AVAILABLE = "Available"
 REQUIREMENTS_FULFILLED = "RequirementsFulfilled"
 READY = "Ready"
+PAUSED_REASON = "PausedReconciliation"
 
 
 def set_condition(status: dict[str, Any], ctype: str, value: str, reason: str, message: str) -> None:
@@ -67,8 +68,23 @@ def requirements_not_installed(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def paused(status: dict[str, Any]) -> dict[str, Any]:
+    """A Promise or request with `kratix.io/paused: "true"` (or whose Promise has it): no new
+    workflow (§4.1 step 1, §4.4)."""
     out = copy.deepcopy(status)
-    set_condition(out, RECONCILED, "Unknown", "PausedReconciliation", "Paused")
+    set_condition(out, RECONCILED, "Unknown", PAUSED_REASON, "Paused")
+    return out
+
+
+def unpaused(status: dict[str, Any]) -> dict[str, Any]:
+    """An unpaused object with no configure workflow to run again: the Paused condition goes
+    (one that runs gets its Reconciled condition from the run)."""
+    out = copy.deepcopy(status)
+    conditions = [c for c in out.get("conditions") or []
+                  if not (c.get("type") == RECONCILED and c.get("reason") == PAUSED_REASON)]
+    if conditions:
+        out["conditions"] = conditions
+    else:
+        out.pop("conditions", None)
     return out
 
 

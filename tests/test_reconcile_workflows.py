@@ -52,7 +52,7 @@ def test_retry_after_resumes_when_due_and_suspend_waits(env):
     assert env.bookkeeping().get(REF).resume is None
 
 
-def test_manual_reconciliation_runs_once_and_paused_runs_nothing(env):
+def test_manual_reconciliation_runs_once(env):
     env.write("promises/redis.yaml", promise("redis"))
     env.write("requests/r1.yaml", request("Redis", "r1", {"a": 1}))
     env.commit("install")
@@ -63,14 +63,79 @@ def test_manual_reconciliation_runs_once_and_paused_runs_nothing(env):
     assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (manual reconciliation)"]
     assert env.reconcile(full=True).outcomes == []
 
-    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 2}, labels={"kratix.io/paused": "true"}))
-    env.commit("paused")
+
+PAUSED = {"kratix.io/paused": "true"}
+SIZE = 'echo "kind: Thing" > /kratix/output/thing.yaml; grep "size:" /kratix/input/object.yaml >> /kratix/output/thing.yaml'
+
+
+def reconciled(env, ref):
+    rec = env.bookkeeping().get(ref)
+    return next((c["status"], c["reason"], c["message"]) for c in rec.status["conditions"] if c["type"] == "Reconciled")
+
+
+def test_paused_request_runs_nothing_and_unpausing_runs_it_once_from_the_start(env):
+    env.write("promises/redis.yaml", promise("redis", configure=SIZE))
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 1}))
+    env.commit("install")
+    env.reconcile()
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 2}, labels=PAUSED))
+    env.commit("paused, spec changed")
     assert env.reconcile().outcomes == []
-    rec = env.bookkeeping().get(REF)
-    assert any(c["reason"] == "PausedReconciliation" for c in rec.status["conditions"])
-    env.write("requests/r1.yaml", request("Redis", "r1", {"a": 2}))
+    assert reconciled(env, REF) == ("Unknown", "PausedReconciliation", "Paused")
+    env.commit("unrelated")
+    assert env.reconcile().outcomes == [] and env.reconcile(full=True).outcomes == []
+    assert "size: 1" in env.files()[R1]
+
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 2}))
     env.commit("unpaused")
-    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (spec changed)"]
+    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (unpaused)"]
+    assert "size: 2" in env.files()[R1]
+    assert reconciled(env, REF) == ("True", "Reconciled", "Reconciled")
+    env.commit("unrelated")
+    assert env.reconcile().outcomes == [] and env.reconcile(full=True).outcomes == []
+
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 2}, labels=PAUSED))
+    env.commit("paused again, no spec change")
+    assert env.reconcile().outcomes == []
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 2}))
+    env.commit("unpaused again")
+    assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (unpaused)"]
+    env.commit("unrelated")
+    assert env.reconcile().outcomes == []
+
+
+def test_paused_promise_pauses_its_requests_and_unpausing_reruns_all_from_the_start(env):
+    # Kratix's resumedFromPause (promise_controller.go): the Promise configure workflow runs
+    # from the start and reconcile-resources re-runs every request.
+    r2 = Ref("Redis.test.promisebot.io", "r2", "default")
+    env.write("promises/redis.yaml", promise("redis", configure=SIZE, promise_configure="true"))
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 1}))
+    env.write("requests/r2.yaml", request("Redis", "r2", {"size": 1}))
+    env.commit("install")
+    env.reconcile()
+    env.write("promises/redis.yaml", promise("redis", configure=SIZE, promise_configure="true", labels=PAUSED))
+    env.commit("Promise paused")
+    assert env.reconcile().outcomes == []
+    for ref in (Ref("Promise", "redis"), REF, r2):
+        assert reconciled(env, ref) == ("Unknown", "PausedReconciliation", "Paused")
+    env.write("requests/r1.yaml", request("Redis", "r1", {"size": 2}))
+    env.write("requests/r3.yaml", request("Redis", "r3", {"size": 3}))
+    env.commit("request changed and created while the Promise is paused")
+    assert env.reconcile().outcomes == []
+    assert "size: 1" in env.files()[R1]
+
+    env.write("promises/redis.yaml", promise("redis", configure=SIZE, promise_configure="true"))
+    env.commit("Promise unpaused")
+    r3 = Ref("Redis.test.promisebot.io", "r3", "default")
+    assert runs(env.reconcile()) == [
+        "Promise/redis promise.configure succeeded (unpaused)",
+        f"{REF} resource.configure succeeded (unpaused)",
+        f"{r2} resource.configure succeeded (unpaused)",
+        f"{r3} resource.configure succeeded (created)",
+    ]
+    assert "size: 2" in env.files()[R1]
+    env.commit("unrelated")
+    assert env.reconcile().outcomes == [] and env.reconcile(full=True).outcomes == []
 
 
 def test_compound_promise_outputs_are_reconciled_without_loop(env):
@@ -132,3 +197,18 @@ def test_manual_reconciliation_runs_again_when_the_label_is_added_again(env):
         env.write("requests/r1.yaml", request("Redis", "r1", labels=manual))
         env.commit(f"label added again ({attempt})")
         assert runs(env.reconcile()) == [f"{REF} resource.configure succeeded (manual reconciliation)"]
+
+
+def test_unpausing_objects_without_configure_workflows_runs_nothing_and_clears_paused(env):
+    env.write("promises/redis.yaml", promise("redis", configure=None, labels=PAUSED))
+    env.write("requests/r1.yaml", request("Redis", "r1"))
+    env.commit("installed paused")
+    assert env.reconcile().outcomes == []
+    assert reconciled(env, REF) == ("Unknown", "PausedReconciliation", "Paused")
+    env.write("promises/redis.yaml", promise("redis", configure=None))
+    env.commit("unpaused")
+    assert env.reconcile().outcomes == []
+    for ref in (Ref("Promise", "redis"), REF):
+        rec = env.bookkeeping().get(ref)
+        assert "pausedSeen" not in rec.data
+        assert not any(c["type"] == "Reconciled" for c in rec.status.get("conditions") or [])
