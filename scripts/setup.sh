@@ -13,8 +13,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # 1. System packages (Debian names). Only what is missing is installed.
 missing=()
 command -v git >/dev/null 2>&1 || missing+=(git)
-command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; then missing+=(docker.io); fi
+# docker.io: the client, and the engine unless one already answers.
+if ! command -v docker >/dev/null 2>&1 || { ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null 2>&1; }; then
+  missing+=(docker.io)
+fi
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
@@ -22,8 +24,12 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     log "installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    aptlog=$(mktemp)
+    if ! { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a \
+             apt-get install -y -qq "${missing[@]}"; } >"$aptlog" 2>&1 </dev/null; then
+      cat "$aptlog" >&2; log "apt-get install failed"; exit 1
+    fi
+    rm -f "$aptlog"
   else
     log "missing: ${missing[*]} (install them with your package manager)"; exit 1
   fi
