@@ -6,6 +6,7 @@ writers have their own, with credentials).
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -35,10 +36,26 @@ def git_ok(repo: Path, *args: str) -> bool:
     return True
 
 
+# (repository, full sha) pairs known to be commits: a commit never changes, so a full sha
+# once verified needs no further `rev-parse` in this process.
+_COMMITS: set[tuple[str, str]] = set()
+
+
 def rev_sha(repo: Path, rev: str) -> str | None:
     """The commit `rev` names, or None when it names none."""
+    if (str(repo), rev) in _COMMITS:
+        return rev
     out = git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", ok=(0, 1, 128))
-    return out.decode().strip() or None
+    sha = out.decode().strip() or None
+    if sha:
+        _COMMITS.add((str(repo), sha))
+    return sha
+
+
+@functools.cache
+def toplevel(repo: Path) -> Path:
+    """The top directory of the work tree `repo` is in."""
+    return Path(git(repo, "rev-parse", "--show-toplevel").decode().strip())
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.gitcmd import GitError, git, ls_tree, read_blobs, rev_sha
+from bot.gitcmd import GitError, ls_tree, read_blobs, rev_sha, toplevel
 from bot.model import Problem, Source
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -125,10 +125,9 @@ class GitTreeSource:
     @property
     def root(self) -> Path:
         try:
-            top = git(Path(self.repo_path), "rev-parse", "--show-toplevel").decode().strip()
+            return toplevel(Path(self.repo_path)).resolve()
         except GitError:  # a bare repository
-            top = ""
-        return Path(top or self.repo_path).resolve()
+            return Path(self.repo_path).resolve()
 
     @property
     def revision(self) -> str | None:
