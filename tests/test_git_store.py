@@ -268,6 +268,33 @@ def test_remote_force_pushed_under_the_bot_recovers(tmp_path):
     assert files(remote) == {"a.yaml": b"a", "d.yaml": b"d"}
 
 
+def test_remote_reset_to_an_ancestor_is_not_undone_by_the_next_write(tmp_path):
+    # The writer builds on the remote head it last saw; a fast-forward from there would
+    # silently re-add what an operator rolled back. The push's lease refuses that.
+    remote = bare_remote(tmp_path / "remote.git")
+    w = writer(tmp_path, "remote.git")
+    first = w.apply(FileChanges(puts={"a.yaml": b"a"}), "one", {})
+    w.apply(FileChanges(puts={"bad.yaml": b"rolled back"}), "two", {})
+    git(remote, "update-ref", "refs/heads/main", first.revision)  # the operator's rollback
+    later = writer(tmp_path, "remote.git")  # a later process, same cache
+    result = later.apply(FileChanges(puts={"c.yaml": b"c"}), "three", {})
+    assert files(remote) == {"a.yaml": b"a", "c.yaml": b"c"}
+    assert log(remote)[1].split("|")[0].split()[0] == first.revision  # built on the rollback
+    assert result.added == ["c.yaml"]
+
+
+def test_a_change_that_is_a_no_op_on_a_stale_view_is_checked_against_the_remote(tmp_path):
+    remote = bare_remote(tmp_path / "remote.git")
+    a = writer(tmp_path, "remote.git", cache="cache-a")
+    a.apply(FileChanges(puts={"f.yaml": b"1"}), "a writes f", {})
+    b = writer(tmp_path, "remote.git", cache="cache-b")
+    b.apply(FileChanges(deletes={"f.yaml"}), "b removes f", {})
+    # Against what `a` last saw, f.yaml is already there; against the remote it is not.
+    result = a.apply(FileChanges(puts={"f.yaml": b"1"}), "a writes f again", {})
+    assert result.revision is not None and result.added == ["f.yaml"]
+    assert files(remote) == {"f.yaml": b"1"}
+
+
 def test_ready_check(tmp_path):
     bare_remote(tmp_path / "remote.git")
     ok = writer(tmp_path, "file://remote.git").check_ready()

@@ -137,28 +137,39 @@ class GitStateStoreWriter:
         check_trailers(trailers)
         with self._session() as (repo, env):
             commands = fast_import_commands(norm)
+            # Optimistic: build on the remote head as last seen (no round trip first); the push's
+            # lease fails if the branch has moved, been reset or deleted since, and then we sync.
+            head, known = self._last_seen(repo)
+            synced = False  # confirmed against the remote during this call
+            if not known:
+                head, synced = self._sync(repo, env), True
             for attempt in range(1, self._max_attempts + 1):
-                head = self._sync(repo, env)
                 old_tree, new_tree, diff = self._build(repo, head, commands)
                 if new_tree == old_tree:
-                    log.info("%s: nothing to commit", self)
-                    return WriteResult(None)
+                    if not synced:  # "nothing to do" only counts against the real remote head
+                        head, synced = self._sync(repo, env), True
+                        old_tree, new_tree, diff = self._build(repo, head, commands)
+                    if new_tree == old_tree:
+                        log.info("%s: nothing to commit", self)
+                        return WriteResult(None)
                 added, modified, removed = split_changes(diff)
                 text = commit_message(message, trailers, len(added), len(modified), len(removed))
                 parents = [repo.commit(head)] if head else []
                 commit = Commit.create_from_tree(
                     repo, new_tree, text, parent_commits=parents, author=self.author, committer=self.author
                 )
-                if self._push(repo, env, commit.hexsha):
+                if self._push(repo, env, commit.hexsha, expect=head):
                     self._run(repo, ["update-ref", self._tracking, commit.hexsha], env={}, what="record push")
                     self._exec(repo, ["gc", "--auto", "--quiet"], {}, network=False)
                     self._synced, self._has_synced = commit.hexsha, True
                     log.info("%s: pushed %s (%s)", self, commit.hexsha[:12], text.splitlines()[0])
                     return WriteResult(commit.hexsha, added, modified, removed)
                 if attempt < self._max_attempts:
-                    delay = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                    log.warning("%s: push rejected (attempt %d), retrying in %.2fs", self, attempt, delay)
-                    time.sleep(delay)
+                    if synced:  # a stale optimistic base is no contention: retry at once
+                        delay = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                        log.warning("%s: push rejected (attempt %d), retrying in %.2fs", self, attempt, delay)
+                        time.sleep(delay)
+                    head, synced = self._sync(repo, env), True
         raise StateStoreError(
             f"{self}: push rejected {self._max_attempts} times because the branch kept moving; "
             "the change set was not written"
@@ -285,13 +296,26 @@ class GitStateStoreWriter:
         self._synced, self._has_synced = head, True
         return head
 
+    def _last_seen(self, repo: Repo) -> tuple[str | None, bool]:
+        """(the remote head this writer or an earlier process last saw — None: no branch —,
+        whether one was seen at all); kept in the cache's tracking ref, which every sync, fetch
+        and push updates."""
+        if self._has_synced:
+            return self._synced, True
+        status, out, _err = self._exec(repo, ["rev-parse", "--verify", "-q", self._tracking], {}, network=False)
+        return (out.strip(), True) if status == 0 and out.strip() else (None, False)
+
     def _has_commit(self, repo: Repo, sha: str) -> bool:
         return self._exec(repo, ["cat-file", "-e", f"{sha}^{{commit}}"], {}, network=False)[0] == 0
 
-    def _push(self, repo: Repo, env: dict[str, str], commit: str) -> bool:
-        """Push `commit` to the branch (never forced). False if rejected because the branch moved."""
+    def _push(self, repo: Repo, env: dict[str, str], commit: str, expect: str | None) -> bool:
+        """Push `commit` (a child of `expect`) to the branch, only if the branch is still at
+        `expect` (absent when None): a lease, checked against the push's own ref advertisement,
+        so no extra round trip. False if rejected because the branch is elsewhere."""
+        ref = f"refs/heads/{self.branch}"
         status, out, err = self._exec(
-            repo, ["push", "--porcelain", "origin", f"{commit}:refs/heads/{self.branch}"], env, network=True
+            repo, ["push", "--porcelain", f"--force-with-lease={ref}:{expect or ''}", "origin", f"{commit}:{ref}"],
+            env, network=True,
         )
         for line in out.splitlines():
             if line.startswith("!\t"):
