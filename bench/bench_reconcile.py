@@ -73,23 +73,26 @@ def base_env(tmp: Path, background: int) -> Env:
     return env
 
 
-def one_request_changes(env: Env, reps: int) -> float:
-    """Median time of `reps` one-request events (a new request each), event to store commit."""
-    times = []
+def one_request_changes(env: Env, reps: int) -> tuple[float, float]:
+    """Medians over `reps` one-request events (a new request each): (event to state-store
+    commit, event to the end of the reconcile, bookkeeping commit included)."""
+    to_store, whole = [], []
     for k in range(reps):
         env.write(f"requests/one-{k}.yaml", request("Redis", f"one-{k}", {"size": k}))
         env.commit(f"one request {k}")
-        elapsed, report = timed(env.reconcile)
-        assert report.commits, "expected a state-store commit"
-        times.append(elapsed)
-    return statistics.median(times)
+        start = time.monotonic()
+        report = env.reconcile()
+        whole.append(time.monotonic() - start)
+        assert report.commits and report.stores_written_at, "expected a state-store commit"
+        to_store.append(report.stores_written_at - start)
+    return statistics.median(to_store), statistics.median(whole)
 
 
-def bench_a(tmp: Path, parallelism: int, reps: int) -> tuple[float, float]:
+def bench_a(tmp: Path, parallelism: int, reps: int) -> tuple[float, float, float]:
     env = base_env(tmp / "a", 0)
-    ours = one_request_changes(env, reps)
+    to_store, whole = one_request_changes(env, reps)
     bare = statistics.median(bare_run_and_commit(tmp / "a", [f"one-{k}"], parallelism) for k in range(reps))
-    return ours, bare
+    return to_store, whole, bare
 
 
 def bench_b(tmp: Path, n: int, parallelism: int) -> tuple[float, float, int]:
@@ -107,7 +110,8 @@ def bench_b(tmp: Path, n: int, parallelism: int) -> tuple[float, float, int]:
 def bench_cd(tmp: Path, m: int, reps: int) -> tuple[float, float, float, float, bool]:
     small = base_env(tmp / "c-small", 0)
     big_build, big = timed(lambda: base_env(tmp / "c-big", m))
-    small_t, big_t = one_request_changes(small, reps), one_request_changes(big, reps)
+    # whole reconciles, bookkeeping included: its cost is the part that could grow with the platform
+    small_t, big_t = one_request_changes(small, reps)[1], one_request_changes(big, reps)[1]
     commits, state = big.store_commits(), big.state_branch_commits()
     full, report = timed(lambda: big.reconcile(full=True))
     quiet = not report.outcomes and not report.commits and big.store_commits() == commits \
@@ -126,9 +130,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as d:
         tmp = Path(d)
         if "a" in args.parts:
-            ours, bare = bench_a(tmp, parallelism, reps)
-            print(f"(a) one request event -> store commit: {ours:.2f}s vs bare docker run + git commit "
-                  f"{bare:.2f}s = {ours / bare:.2f}x (target <= 1.5x)")
+            to_store, whole, bare = bench_a(tmp, parallelism, reps)
+            print(f"(a) one request event -> store commit: {to_store:.2f}s vs bare docker run + git commit "
+                  f"{bare:.2f}s = {to_store / bare:.2f}x (target <= 1.5x); with the bookkeeping commit "
+                  f"after it {whole:.2f}s = {whole / bare:.2f}x")
         if "b" in args.parts:
             ours, bare, commits = bench_b(tmp, n, parallelism)
             print(f"(b) {n} requests in one push: {ours:.1f}s, {commits} store commit(s) vs bare runs at "

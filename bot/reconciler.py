@@ -20,6 +20,7 @@ same call, until nothing changes (§4.6).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ class ReconcileReport:
     batches: list[StoreBatch] = field(default_factory=list)
     bookkeeping_commit: str | None = None
     rounds: int = 1
+    # time.monotonic() when the state-store writes of the last round were done (before the
+    # bookkeeping commit): what "event to state-store commit" latency is measured to.
+    stores_written_at: float | None = None
 
     @property
     def commits(self) -> dict[str, str]:
@@ -105,7 +109,8 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     runs = len(outcomes)
     message = f"promisebot: reconcile platform {ctx.to_sha[:12]} ({runs} workflow run{'s' * (runs != 1)})"
     writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
-    report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()))
+    report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()),
+                             stores_written_at=time.monotonic())
     if dry_run:
         return report
     crash_point("after-store-write")
