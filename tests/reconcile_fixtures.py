@@ -172,3 +172,13 @@ class Env:
         out = subprocess.run(["git", "rev-list", "--count", STATE_BRANCH], cwd=self.platform,
                              capture_output=True, text=True, check=False).stdout.strip()
         return int(out or 0)
+
+
+def one_request_platform(tmp: Path) -> Env:
+    """A platform with one Destination, one Promise and one request (Redis/default/r1), committed."""
+    env = Env(tmp)
+    env.write("destinations/dev.yaml", destination("dev"))
+    env.write("promises/redis.yaml", promise("redis"))
+    env.write("requests/r1.yaml", request("Redis", "r1"))
+    env.commit("install")
+    return env

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from reconcile_fixtures import Env, destination, promise, request
+from reconcile_fixtures import Env, destination, one_request_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +38,7 @@ def test_platform_path_that_is_missing_or_not_a_git_repo(tmp_path, command):
 
 
 def test_unreachable_docker_engine_stops_the_reconcile_before_anything_is_written(tmp_path):
-    env = Env(tmp_path)
-    env.write("destinations/dev.yaml", destination("dev"))
-    env.write("promises/redis.yaml", promise("redis"))
-    env.write("requests/r1.yaml", request("Redis", "r1"))
-    env.commit("install")
+    env = one_request_platform(tmp_path)
     nowhere = f"unix://{tmp_path}/no-engine.sock"
     before = env.store_commits()
 

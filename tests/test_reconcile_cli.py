@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from reconcile_fixtures import STATE_BRANCH, Env, destination, git, promise, request
+from reconcile_fixtures import STATE_BRANCH, git, one_request_platform, request
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,13 +21,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def env(tmp_path):
-    """A platform with one Destination, one Promise and one request, committed."""
-    e = Env(tmp_path)
-    e.write("destinations/dev.yaml", destination("dev"))
-    e.write("promises/redis.yaml", promise("redis"))
-    e.write("requests/r1.yaml", request("Redis", "r1"))
-    e.commit("install")
-    return e
+    return one_request_platform(tmp_path)
 
 
 def test_plan_reconcile_status(env):
