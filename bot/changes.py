@@ -4,7 +4,6 @@
 Public API (called by the reconciler):
 
     detect_changes(before: Platform | None, after: Platform | None) -> PlatformChanges
-    full_reconcile(after: Platform, reason: str = "periodic reconcile") -> PlatformChanges
     due_for_periodic(last_run_epoch: float | None, now_epoch: float, interval_seconds: float) -> bool
     spec_hash(promise: Promise, request: ResourceRequest | None = None) -> str
     go_json(value: Any) -> bytes
@@ -23,7 +22,8 @@ Re-run rules, as Kratix decides them:
   unpaused Promise re-runs all its requests, as Kratix's `resumedFromPause` does. These lists
   only make objects candidates: the reconciler runs an unpaused object once from what its
   bookkeeping record noted while it was paused (bot.reconcile_plan `PAUSED_SEEN`).
-- §4.7 a periodic full reconcile (default every 10h) marks everything for re-run.
+- §4.7 a periodic full reconcile (default every 10h, `due_for_periodic`) looks at everything:
+  the reconciler then takes every object as a candidate instead of these lists.
 
 For a deleted Promise or request `rerun` means "run its delete workflow"; it is False when the
 object was paused, as Kratix checks the pause label before deletion.
@@ -52,7 +52,7 @@ Change = Literal["created", "updated", "deleted", "unchanged"]
 @dataclass(frozen=True, slots=True)
 class ObjectChange:
     """One object's change. `change` is "unchanged" only for objects listed because they must
-    re-run (a Promise cascade, a full reconcile). `reason` says why, "; "-separated."""
+    re-run (a Promise cascade). `reason` says why, "; "-separated."""
 
     ref: Ref
     change: Change
@@ -64,14 +64,12 @@ class ObjectChange:
 class PlatformChanges:
     """Per kind, the objects that changed or must re-run, sorted by ref. `rerun` applies to
     Promises and requests only: Destinations and State Stores have no workflows, and any of
-    their changes (labels included) matter to scheduling and layout. `full` marks a full
-    reconcile: every placement should be rewritten (contract §3.8)."""
+    their changes (labels included) matter to scheduling and layout."""
 
     promises: list[ObjectChange] = field(default_factory=list)
     requests: list[ObjectChange] = field(default_factory=list)
     destinations: list[ObjectChange] = field(default_factory=list)
     state_stores: list[ObjectChange] = field(default_factory=list)
-    full: bool = False
 
     def promises_to_run(self) -> list[Ref]:
         """Promises whose configure workflow (and static dependencies) must run."""
@@ -90,7 +88,7 @@ class PlatformChanges:
         return _to_delete(self.requests)
 
     def __bool__(self) -> bool:
-        return self.full or bool(self.promises or self.requests or self.destinations or self.state_stores)
+        return bool(self.promises or self.requests or self.destinations or self.state_stores)
 
 
 def detect_changes(before: Platform | None, after: Platform | None) -> PlatformChanges:
@@ -104,18 +102,6 @@ def detect_changes(before: Platform | None, after: Platform | None) -> PlatformC
         requests=_listed(_request_change(before, after, ref) for ref in refs),
         destinations=_listed(_plain_changes(before.destinations, after.destinations)),
         state_stores=_listed(_plain_changes(before.state_stores, after.state_stores)),
-    )
-
-
-def full_reconcile(after: Platform, reason: str = "periodic reconcile") -> PlatformChanges:
-    """Everything re-runs, except what is paused or waits for a missing Promise (§4.7)."""
-    promises = [_rerun_all(p.ref, reason, _promise_blockers(p)) for p in after.promises.values()]
-    requests = [
-        _rerun_all(r.ref, reason, _request_blockers(r, after.promises.get(r.promise)))
-        for r in after.requests.values()
-    ]
-    return PlatformChanges(
-        promises=sorted(promises, key=_by_ref), requests=sorted(requests, key=_by_ref), full=True
     )
 
 
@@ -255,10 +241,6 @@ def _request_blockers(request: ResourceRequest, promise: Promise | None) -> list
     if _paused(promise.labels):
         blockers.append(f"Promise {promise.name} paused")
     return blockers
-
-
-def _rerun_all(ref: Ref, reason: str, blockers: list[str]) -> ObjectChange:
-    return ObjectChange(ref, "unchanged", not blockers, _join([reason], blockers))
 
 
 def _deleted(ref: Ref, paused: bool) -> ObjectChange:

@@ -80,7 +80,6 @@ class Settings:
     secrets_dir: str | None
     state_branch: str
     reconcile_interval_seconds: float
-    raw: dict[str, Any]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -104,7 +103,6 @@ class Settings:
             secrets_dir=data.get("secretsDir") or os.environ.get("PROMISEBOT_SECRETS_DIR"),
             state_branch=str(data["stateBranch"]),
             reconcile_interval_seconds=_positive_duration("reconcileInterval", data["reconcileInterval"]),
-            raw=data,
         )
 
 

@@ -22,7 +22,6 @@ RECONCILED = "Reconciled"
 DELETE_COMPLETED = "DeleteWorkflowCompleted"
 PENDING = "Pending"
 COMPLETED_MESSAGES = {"resource": "Resource requested", "promise": "Promise configured"}
-SUSPENDED_LABEL = "kratix.io/workflow-suspended"
 
 
 class StatusError(ValueError):

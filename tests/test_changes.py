@@ -13,7 +13,6 @@ from bot.changes import (
     PlatformChanges,
     detect_changes,
     due_for_periodic,
-    full_reconcile,
     go_json,
     spec_hash,
 )
@@ -294,20 +293,6 @@ def test_deleting_a_paused_request_does_not_run_its_delete_workflow():
 
 
 # --- periodic full reconcile --------------------------------------------------------------
-
-
-def test_full_reconcile_reruns_everything_not_paused():
-    r2 = relabel(request("second"), **PAUSED)
-    orphan = request("orphan", promise_name="gone")
-    ch = full_reconcile(platform(P, R, r2, orphan, destination()))
-    assert ch.full and ch.promises_to_run() == [P.ref]
-    assert ch.requests_to_run() == [R_REF]
-    reasons = {c.ref.name: c.reason for c in ch.requests}
-    assert reasons == {
-        "my-redis": "periodic reconcile",
-        "second": "periodic reconcile; paused",
-        "orphan": "periodic reconcile; waiting for Promise gone",
-    }
 
 
 @pytest.mark.parametrize(
