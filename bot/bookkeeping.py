@@ -8,6 +8,7 @@ branch no GitOps agent reads and that promisebot never reads as platform input:
     meta.json                                  last reconciled platform revision, last full run
     objects/<kind>/<namespace|_>/<name>.json   one ObjectRecord per Promise, request, Destination
     works/<work key>.json                      one Work: its groups and file contents
+    pending/<store kind>/<store name>.json     a state-store write that failed, retried by every run
 
 The branch is written with git plumbing (`git fast-import` into a private ref, then a
 compare-and-swap `update-ref`), so the platform repo's working tree, index and HEAD are never
@@ -34,7 +35,7 @@ from typing import Any
 
 from bot.gitcmd import GitError, git, git_ok, ls_tree, read_blobs, rev_sha
 from bot.model import Ref, Work
-from bot.records import ObjectRecord, dumps, work_from_json, work_to_json
+from bot.records import ObjectRecord, PendingWrite, dumps, work_from_json, work_to_json
 
 EVENT_TRAILER = "Promisebot-Event"
 """Trailer on every commit promisebot makes; commits carrying it never trigger promisebot work."""
@@ -80,6 +81,13 @@ def _ref_of(path: str) -> Ref | None:
 
 def work_path(key: str) -> str:
     return f"works/{key}.json"
+
+
+_PENDING = "pending/"
+
+
+def pending_path(store_key: str) -> str:
+    return f"{_PENDING}{store_key}.json"
 
 
 class Bookkeeping:
@@ -195,7 +203,19 @@ class Bookkeeping:
         self._read_many([work_path(k) for k in keys])
         return {k: work for k in keys if (work := self.get_work(k)) is not None}
 
+    def pending_writes(self) -> list[PendingWrite]:
+        """Every state-store write that failed and has not landed since (staged ones included)."""
+        paths = {p for p in self._tree if p.startswith(_PENDING)} | {p for p in self._staged if p.startswith(_PENDING)}
+        self._read_many(sorted(paths))
+        return [PendingWrite.from_json(json.loads(data)) for p in sorted(paths) if (data := self._read(p))]
+
     # -- staging -------------------------------------------------------------
+
+    def put_pending(self, pending: PendingWrite) -> None:
+        self._staged[pending_path(pending.store_key)] = dumps(pending.to_json())
+
+    def delete_pending(self, store_key: str) -> None:
+        self._staged[pending_path(store_key)] = None
 
     def put(self, record: ObjectRecord) -> None:
         self._staged[object_path(record.ref)] = dumps(record.to_json())

@@ -345,5 +345,18 @@ class FileChanges:
         self.puts.update(other.puts)
         self.deletes -= set(other.puts)
 
+    def then(self, later: FileChanges) -> FileChanges:
+        """These changes followed by `later`, as one change set: a file this set puts that
+        `later` deletes (explicitly or under one of its delete prefixes) is not put."""
+        roots = {p.strip("/") for p in later.delete_prefixes}
+        prefixes = tuple(p + "/" for p in roots if p)
+        everything = "" in roots
+        out = FileChanges(dict(self.puts), set(self.deletes), set(self.delete_prefixes))
+        for path in list(out.puts):
+            if everything or path in later.deletes or path.startswith(prefixes):
+                del out.puts[path]
+        out.update(later)
+        return out
+
     def __bool__(self) -> bool:
         return bool(self.puts or self.deletes or self.delete_prefixes)

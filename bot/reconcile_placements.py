@@ -32,6 +32,8 @@ class Layout:
     pending: dict[Ref, list[str]] = field(default_factory=dict)  # groups with no Destination (§2.4)
     misplaced: set[Placement] = field(default_factory=set)
     written: dict[Placement, FileChanges] = field(default_factory=dict)  # placements written this run
+    refused: dict[Placement, str] = field(default_factory=dict)  # placements whose files a store cannot take
+    refused_destinations: dict[str, str] = field(default_factory=dict)  # Destination -> why its paths are refused
     rendered: dict[str, FileChanges] = field(default_factory=dict)  # aggregated files rendered, by Destination
 
     def changes_of(self, p: Placement) -> FileChanges | None:
@@ -79,7 +81,7 @@ def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[st
     for g in result.pending:
         out.pending.setdefault(owner[g.work_key], []).append(g.message)
 
-    old_set = {p.placement for p in old_placements}
+    old_set = {p.placement for p in old_placements if not p.pending}  # a pending one is written again
     aggregated = {name for name, d in ctx.after.destinations.items() if ctx.full and d.filepath_mode == "aggregatedYAML"}
     for p in result.placements:
         target = ctx.target_now(p.destination)
@@ -91,9 +93,17 @@ def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[st
         if target.aggregated:
             aggregated.add(p.destination)
         else:
-            out.written[p] = writes.place(target, works[p.work_key], _group(works[p.work_key], p.group_id))
+            changes = writes.place(target, works[p.work_key], _group(works[p.work_key], p.group_id))
+            if changes is None:
+                out.refused[p] = writes.refused.get(p.destination, "refused")
+            else:
+                out.written[p] = changes
     aggregated |= _remove_unwanted(ctx, writes, old_placements, set(result.placements), dest_changes)
     _destinations(ctx, writes, dest_changes, aggregated, out)
+    for p in result.placements:
+        if p.destination in writes.refused and p not in out.written and p.destination not in out.rendered:
+            out.refused.setdefault(p, writes.refused[p.destination])
+    out.refused_destinations = dict(writes.refused)
     return out
 
 
@@ -154,7 +164,9 @@ def _destinations(ctx: RunContext, writes: WriteSet, dest_changes: dict[str, str
         if change in (CREATED, MOVED) or ctx.full:
             writes.canaries(target)
         if name in aggregated:
-            out.rendered[name] = writes.render_aggregated(target, _aggregated_items(ctx, name, out))
+            rendered = writes.render_aggregated(target, _aggregated_items(ctx, name, out))
+            if rendered is not None:
+                out.rendered[name] = rendered
         rec.data.update(body=target.dest.body, storeBody=target.store.body, labels=target.dest.labels)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.bookkeeping import EVENT_TRAILER
-from bot.model import DESTINATION, PROMISE, FileChanges, Ref
+from bot.model import DESTINATION, PROMISE, FileChanges, Placement, Ref
 from bot.reconcile_context import RunContext
 from bot.reconcile_placements import Layout
 from bot.reconcile_run import Outcome, fold_configure
@@ -41,9 +41,29 @@ def _commit_of(batch: StoreBatch | None, changes: FileChanges | None) -> str | N
     return None
 
 
+def _placement_record(p: Placement, store: str, old: PlacementRecord | None, batch: StoreBatch | None,
+                      layout: Layout) -> PlacementRecord:
+    """A placement counts as written only once a store commit holds it: one whose write failed
+    (or was refused) stays `pending` with the reason, and keeps the commit it last landed in."""
+    changes = layout.changes_of(p)
+    was_pending = bool(old and old.pending)
+    commit = old.commit if old else None
+    pending: str | None = None
+    if p in layout.refused:
+        pending = f"refused: {layout.refused[p]}"
+    elif batch is not None and batch.error and (changes is not None or was_pending):
+        pending = batch.error
+    elif batch is not None and batch.result is not None:
+        landed = _commit_of(batch, changes) or (batch.result.revision if was_pending else None)
+        commit = landed or commit
+    elif was_pending:
+        pending = old.pending if old else None
+    return PlacementRecord(p.work_key, p.group_id, p.destination, store, commit, p in layout.misplaced, pending)
+
+
 def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreBatch]) -> None:
     """Placements, works and status of every touched object, and each Destination's Ready (§3.4).
-    An object placed in a store that could not be written runs again next time."""
+    A placement whose store write failed is pending (bot.reconcile_pending retries the write)."""
     for ref, placements in layout.placed.items():
         rec = ctx.record(ref)
         before = {p.placement: p for p in rec.placements}
@@ -51,24 +71,23 @@ def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreB
         for p in placements:
             target = ctx.target_now(p.destination)
             store = target.key if target else ""
-            batch = batches.get(store)
-            if batch and batch.error:
-                rec.cache_key = None  # the outputs did not land
-                ctx.attention.add(ref)
-            old = before.get(p)
-            commit = _commit_of(batch, layout.changes_of(p)) or (old.commit if old else None)
-            records.append(PlacementRecord(p.work_key, p.group_id, p.destination, store, commit, p in layout.misplaced))
+            records.append(_placement_record(p, store, before.get(p), batches.get(store), layout))
         rec.placements = records
         rec.works = sorted(ctx.works[ref])
+        unwritten = sorted({f"{p.store}: {p.pending}" for p in records if p.pending})
         rec.status = works_outcome(rec.status, layout.pending.get(ref, []),
-                                   [str(p.placement) for p in records if p.misplaced], promise=ref.kind == PROMISE)
+                                   [str(p.placement) for p in records if p.misplaced], promise=ref.kind == PROMISE,
+                                   unwritten=unwritten)
     for name in ctx.after.destinations:
         target = ctx.target_now(name)
         if target is None:
             continue
         rec = ctx.record(Ref(DESTINATION, name))
         batch = batches.get(target.key)
-        if batch and batch.error:
+        if name in layout.refused_destinations:
+            rec.status = destination_ready(rec.status, False, "InvalidPath",
+                                           f"Cannot write to State Store: {layout.refused_destinations[name]}")
+        elif batch and batch.error:
             rec.status = destination_ready(rec.status, False, "StateStoreWriteFailed",
                                            f"Failed to write test documents to State Store: {batch.error}")
         elif target.dest.init_workloads:

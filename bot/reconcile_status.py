@@ -109,13 +109,18 @@ def promise_requirements(status: dict[str, Any], states: list[dict[str, str]]) -
 
 
 def works_outcome(status: dict[str, Any], pending: list[str], misplaced: list[str], *,
-                  promise: bool) -> dict[str, Any]:
+                  promise: bool, unwritten: list[str] | None = None) -> dict[str, Any]:
     """WorksSucceeded / Reconciled from scheduling (§2.4, §4.4 `getWorksStatus`), applied when the
-    configure workflow has succeeded."""
+    configure workflow has succeeded. `unwritten`: "<store>: <error>" of placements whose state
+    store write failed (retried by the next run; Kratix's WorkPlacement write failing)."""
     out = copy.deepcopy(status)
     if not configure_succeeded(out):
         return out
-    if pending:
+    if unwritten:
+        msg = "Some works associated with this resource are not written to their State Store yet: "
+        set_condition(out, WORKS_SUCCEEDED, "Unknown", "StateStoreWritePending", msg + "; ".join(unwritten))
+        set_condition(out, RECONCILED, "Unknown", "WorksPending", "Pending")
+    elif pending:
         msg = "Some works associated with this resource are not ready: " + "; ".join(pending)
         set_condition(out, WORKS_SUCCEEDED, "Unknown", "WorksPending", msg)
         set_condition(out, RECONCILED, "Unknown", "WorksPending", "Pending")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bot.bookkeeping import EVENT_TRAILER
 from bot.reconcile_context import ReconcileError, RunContext, rev_parse
+from bot.reconcile_pending import load_pending, replay, settle
 from bot.reconcile_phases import plan_promises, plan_requests
 from bot.reconcile_placements import destination_changes, schedule_and_layout
 from bot.reconcile_plan import Task
@@ -105,7 +106,9 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     outcomes += _execute(ctx, runner, plan_requests(ctx, candidates, promises), progress)
     crash_point("after-pipelines")
     writes = WriteSet(ctx.open_store)
+    pending = load_pending(ctx)
     layout = schedule_and_layout(ctx, writes, dest_changes)
+    replay(ctx, writes, pending)
     runs = len(outcomes)
     message = f"promisebot: reconcile platform {ctx.to_sha[:12]} ({runs} workflow run{'s' * (runs != 1)})"
     writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
@@ -115,6 +118,7 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
         return report
     crash_point("after-store-write")
     record_placements(ctx, layout, writes.batches)
+    settle(ctx, layout, writes.batches)
     report.bookkeeping_commit = commit_bookkeeping(ctx, message, report.commits)
     return report
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.model import Placement, Ref, Selector, Work, Workload, WorkloadGroup
+from bot.model import FileChanges, Placement, Ref, Selector, Work, Workload, WorkloadGroup
 
 MAX_LOG_CHARS = 16384
 """Characters of pipeline log kept per failed container in a record (the tail)."""
@@ -42,21 +42,63 @@ class PlacementRecord:
     store: str  # "<Kind>/<name>" of the state store
     commit: str | None = None
     misplaced: bool = False
+    pending: str | None = None  # why its latest files are not in the store yet (a failed write)
 
     @property
     def placement(self) -> Placement:
         return Placement(self.work_key, self.group_id, self.destination)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "work": self.work_key, "group": self.group_id, "destination": self.destination,
             "store": self.store, "commit": self.commit, "misplaced": self.misplaced,
         }
+        if self.pending:
+            out["pending"] = self.pending
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlacementRecord:
         return cls(d["work"], d["group"], d["destination"], d.get("store", ""), d.get("commit"),
-                   bool(d.get("misplaced")))
+                   bool(d.get("misplaced")), d.get("pending"))
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """A state-store write that failed: the whole change set, kept until a later run lands it
+    (docs/reconciler.md, "Failed writes"). `store` is the StateStore's body as it was, so the
+    write can be retried even once the store is gone from the platform."""
+
+    store_key: str
+    store: dict[str, Any]
+    changes: FileChanges
+    error: str
+    since: str
+    attempts: int = 1
+    refs: list[Ref] = field(default_factory=list)  # objects whose placements wait for it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "storeKey": self.store_key, "store": self.store, "error": self.error, "since": self.since,
+            "attempts": self.attempts, "refs": sorted(ref_json(r) for r in set(self.refs)),
+            "changes": changes_to_json(self.changes),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PendingWrite:
+        return cls(d["storeKey"], d.get("store") or {}, changes_from_json(d.get("changes") or {}),
+                   d.get("error", ""), d.get("since", ""), int(d.get("attempts", 1)),
+                   [ref_from_json(r) for r in d.get("refs") or []])
+
+
+def changes_to_json(changes: FileChanges) -> dict[str, Any]:
+    return {"puts": {p: _encode_bytes(c) for p, c in sorted(changes.puts.items())},
+            "deletes": sorted(changes.deletes), "deletePrefixes": sorted(changes.delete_prefixes)}
+
+
+def changes_from_json(d: dict[str, Any]) -> FileChanges:
+    return FileChanges({p: _decode_bytes(c) for p, c in (d.get("puts") or {}).items()},
+                       set(d.get("deletes") or []), set(d.get("deletePrefixes") or []))
 
 
 @dataclass(slots=True)

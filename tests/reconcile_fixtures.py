@@ -14,6 +14,7 @@ import yaml
 
 from bot.bookkeeping import Bookkeeping
 from bot.reconciler import ReconcileReport, reconcile
+from runners.base import Runner
 from runners.docker import DockerRunner
 
 IMAGE = "promisebot/busybox:latest"
@@ -110,7 +111,7 @@ class Env:
     state stores); by default the repo gets one GitStateStore "state" for `state.git`.
     """
 
-    def __init__(self, tmp: Path, template: Path | None = None) -> None:
+    def __init__(self, tmp: Path, template: Path | None = None, runner: Runner | None = None) -> None:
         self.tmp = tmp
         self.platform = tmp / "platform"
         self.state = tmp / "state.git"
@@ -129,7 +130,7 @@ class Env:
         git(seed, "push", "-q", "origin", "main")
         if template is None:
             self.write("stores/state.yaml", git_store("state", "../state.git"))
-        self.runner = DockerRunner()
+        self.runner: Runner = runner if runner is not None else DockerRunner()
 
     # -- the platform repo ---------------------------------------------------
     def write(self, path: str, *docs: dict[str, Any]) -> None:
@@ -174,9 +175,9 @@ class Env:
         return int(out or 0)
 
 
-def one_request_platform(tmp: Path) -> Env:
+def one_request_platform(tmp: Path, runner: Runner | None = None) -> Env:
     """A platform with one Destination, one Promise and one request (Redis/default/r1), committed."""
-    env = Env(tmp)
+    env = Env(tmp, runner=runner)
     env.write("destinations/dev.yaml", destination("dev"))
     env.write("promises/redis.yaml", promise("redis"))
     env.write("requests/r1.yaml", request("Redis", "r1"))

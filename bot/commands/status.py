@@ -59,7 +59,8 @@ def _summary(rec: ObjectRecord) -> tuple[str, str, str, str]:
     message = str(status.get("message", ""))
     total, ok = status.get("workflows"), status.get("workflowsSucceeded")
     workflows = f"{ok}/{total}" if total is not None else ""
-    placements = ", ".join(sorted({f"{p.destination}@{(p.commit or '-')[:7]}" for p in rec.placements}))
+    placements = ", ".join(sorted({f"{p.destination}@{'pending' if p.pending else (p.commit or '-')[:7]}"
+                                   for p in rec.placements}))
     return message, state, workflows, placements
 
 
@@ -88,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"promisebot status: no status recorded for {args.object}", file=sys.stderr)
             return EXIT_ERROR
     records = [r for r in bk.get_many(refs).values()]
+    pending = bk.pending_writes()
     if args.output == "json":
-        print(json.dumps({"revision": bk.meta.get("revision"), "objects": [record_json(r) for r in records]},
-                         indent=2))
+        print(json.dumps({"revision": bk.meta.get("revision"), "objects": [record_json(r) for r in records],
+                          "pendingWrites": [{"store": p.store_key, "error": p.error, "since": p.since,
+                                             "attempts": p.attempts} for p in pending]}, indent=2))
         return EXIT_OK
     table = Table(title=f"promisebot status (platform {str(bk.meta.get('revision') or '-')[:12]})")
     for column in ("KIND", "NAMESPACE", "NAME", "MESSAGE", "STATUS", "WORKFLOWS", "PLACEMENTS", "LAST RUN"):
@@ -100,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(rec.ref.kind, rec.ref.namespace, rec.ref.name, message, state, workflows, placements,
                       rec.last_run or "")
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    for p in pending:
+        print(f"pending write to {p.store_key} since {p.since} ({p.attempts} attempt{'s' * (p.attempts != 1)}, "
+              f"retried by the next reconcile): {p.error}")
     for rec in records:
         if args.object and rec.logs:
             for entry in rec.logs:

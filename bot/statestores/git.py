@@ -324,7 +324,9 @@ class GitStateStoreWriter:
                     "[remote rejected]" in outcome and any(s in outcome for s in _RETRYABLE_REMOTE_REJECTIONS)
                 ):
                     return False
-                raise StateStoreError(f"push to {self.remote.url} (branch {self.branch}) refused: {outcome}")
+                said = self._auth.remote_says(err)
+                raise StateStoreError(f"push to {self.remote.url} (branch {self.branch}) refused: {outcome}"
+                                      + (f"; the server said: {said}" if said else ""))
         if status != 0:
             raise StateStoreError(self._auth.describe_failure(f"push to {self.remote.url} (branch {self.branch})", err))
         return True

@@ -141,6 +141,12 @@ class GitAuth:
         except SecretNotFoundError as exc:
             raise StateStoreError(f"GitStateStore {self.store.name}: {exc}") from None
 
+    def remote_says(self, stderr: str) -> str:
+        """What the server printed (its `remote:` lines, e.g. a hook's refusal), redacted."""
+        lines = [line.strip()[len("remote:"):].strip() for line in stderr.splitlines()
+                 if line.strip().startswith("remote:")]
+        return redact(" ".join(line for line in lines if line)[-600:], self.secret_values)
+
     def describe_failure(self, where: str, stderr: str) -> str:
         """A git failure as a message naming the secret keys to check; never a secret."""
         detail = " ".join(line.strip() for line in stderr.splitlines() if line.strip())[-600:]
