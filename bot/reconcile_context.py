@@ -14,16 +14,33 @@ from typing import Any
 from bot.bookkeeping import Bookkeeping
 from bot.changes import detect_changes, due_for_periodic
 from bot.gitcmd import git, rev_sha
-from bot.model import DESTINATION, PROMISE, Ref, StateStore, Work
+from bot.model import DESTINATION, PROMISE, STATE_STORE_KINDS, Ref, StateStore, Work
 from bot.objects import rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
 from bot.reconcile_plan import now_utc, parse_time
 from bot.reconcile_scope import partial_paths
+from bot.reconcile_screen import screen
+from bot.reconcile_status import invalid, valid_again
 from bot.records import ObjectRecord, ref_from_json
 from bot.secrets import SecretResolver
 from bot.settings import SETTINGS_FILE
 from bot.statestores.base import StateStoreWriter, open_store
 from bot.writes import Target
+
+
+def safe_name(name: str) -> bool:
+    """Whether a name can be one path segment of a bookkeeping record."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+
+
+INVALID = "invalid"  # record data: the object's current version was rejected by validation
+
+
+def _swap(table: dict[Any, Any], key: Any, replacement: Any) -> None:
+    if replacement is None:
+        table.pop(key, None)
+    else:
+        table[key] = replacement
 
 
 class ReconcileError(RuntimeError):
@@ -65,6 +82,8 @@ class RunContext:
         self.attention: set[Ref] = set()  # objects that want another look next time
         self.only = None if self.full else self._partial_paths()
         self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
+        self.screening = screen(self.after)
+        self._set_aside_invalid()
 
     def _partial_paths(self) -> frozenset[str] | None:
         """The files an incremental run must read (bot.reconcile_scope), or None for all."""
@@ -76,8 +95,58 @@ class RunContext:
                 return None
             if path:
                 files.add(path)
+        files |= set(self.bk.meta.get("invalidFiles") or [])  # reported again until fixed
         recorded = self.bk.meta.get("objectFiles") if self.bk.meta.get("revision") == self.from_sha else None
         return partial_paths(self.repo, self.from_sha, self.to_sha, files, set(recorded) if recorded else None)
+
+    def _set_aside_invalid(self) -> None:
+        """Objects validation rejects are never acted on (bot.reconcile_screen): one with a last
+        valid version keeps it, a new one is left out; objects valid again lose the mark."""
+        after = self.after
+        for ref, problems in sorted(self.screening.invalid.items(), key=lambda item: item[0].kind != PROMISE):
+            recorded = self._recorded_body(ref)
+            rebuilt = self.rebuild(*recorded) if recorded else None
+            if ref.kind == PROMISE:
+                _swap(after.promises, ref.name, rebuilt.promises.get(ref.name) if rebuilt else None)
+            elif ref.kind == DESTINATION:
+                _swap(after.destinations, ref.name, rebuilt.destinations.get(ref.name) if rebuilt else None)
+            elif ref.kind in STATE_STORE_KINDS:
+                _swap(after.state_stores, ref, rebuilt.state_stores.get(ref) if rebuilt else None)
+            elif not safe_name(ref.name):
+                after.requests.pop(ref, None)  # cannot even be named in a record
+                continue
+            else:
+                continue  # a request stays, and its phase records it invalid (bot.reconcile_phases)
+            if recorded and ref.kind not in STATE_STORE_KINDS:
+                rec = self.record(ref)
+                rec.status = invalid(rec.status, [f"{p.source}: {p.field}: {p.message}" for p in problems])
+                rec.data[INVALID] = True
+                self.attention.add(ref)
+        for ref in self.attention_refs - set(self.screening.invalid):
+            loaded = {PROMISE: after.promises, DESTINATION: after.destinations}.get(ref.kind, {})
+            if ref.name in loaded:  # (requests: bot.reconcile_phases)
+                rec = self.record(ref)
+                if rec.data.pop(INVALID, None):
+                    rec.status = valid_again(rec.status)
+
+    def _recorded_body(self, ref: Ref) -> list[dict[str, Any]]:
+        """The last valid version of an object, as the bodies `rebuild` needs; [] if none."""
+        if ref.kind in STATE_STORE_KINDS:
+            for dest in self.after.destinations.values():
+                if dest.state_store_ref == ref and self.bk.has(dest.ref):
+                    body = self.record(dest.ref).data.get("storeBody")
+                    if body:
+                        return [body]
+            return []
+        if not self.bk.has(ref):
+            return []
+        body = self.record(ref).data.get("body")
+        if not body:
+            return []
+        if ref.kind in (PROMISE, DESTINATION):
+            return [body]
+        promise = self.after.promises.get(self.record(ref).data.get("promise", ""))
+        return [promise.body, body] if promise else []
 
     def object_files(self) -> list[str]:
         """The files of the Kratix objects (Promises, Destinations, State Stores) at `to`."""

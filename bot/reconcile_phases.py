@@ -23,7 +23,7 @@ from bot import layout
 from bot.changes import RECONCILE_RESOURCES_LABEL, spec_hash
 from bot.model import PROMISE, Platform, Promise, Ref, ResourceRequest
 from bot.objects import PROMISE_VERSION_LABEL, is_paused
-from bot.reconcile_context import RunContext
+from bot.reconcile_context import INVALID, RunContext
 from bot.reconcile_plan import (
     DELETED,
     PAUSED_SEEN,
@@ -43,11 +43,10 @@ from bot.reconcile_status import (
     promise_requirements,
     requirements_not_installed,
     unpaused,
+    valid_again,
     waiting_for_promise,
 )
 from bot.records import ObjectRecord
-from bot.validate_common import Report
-from bot.validation import check_request
 
 INSTALLED = "Requirement installed"
 
@@ -173,18 +172,20 @@ def _deleted_request_refs(ctx: RunContext, candidates: set[Ref] | None) -> list[
     return sorted(out)
 
 
-def _request_errors(ctx: RunContext, req: ResourceRequest) -> list[str]:
-    """Validation errors of one request against its Promise's API (bot.validation)."""
-    report = Report(ctx.after.documents.get(req.source), req.source)
-    check_request(req, ctx.after.promises[req.promise], report)
-    return [f"{p.field}: {p.message}" if p.field else p.message for p in report.problems if p.severity == "error"]
-
-
 def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, phase: PromisePhase,
                     promise_hash: str) -> Task | None:
     """The request's configure task, or None (its status says why it does not run)."""
     rec = ctx.record(req.ref)
+    problems = ctx.screening.invalid.get(req.ref)
+    if problems:  # validation rejects it: nothing runs, its previous outputs stay
+        rec.status = invalid(rec.status, [f"{p.field}: {p.message}" if p.field else p.message for p in problems])
+        rec.data.update(promise=req.promise, file=req.source.file)
+        rec.data[INVALID] = True
+        ctx.attention.add(req.ref)
+        return None
     rec.data.update(body=req.body, promise=req.promise, file=req.source.file)
+    if rec.data.pop(INVALID, None):
+        rec.status = valid_again(rec.status)
     if is_paused(promise, req):
         _pause(rec)
     elif req.promise in phase.blocked:
@@ -201,10 +202,7 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
             return None
         forced = RECONCILE_RESOURCES if promise.name in phase.reconcile_resources else None
         reason, start = _reason(ctx, key, req.labels, rec, forced)
-        problems = _request_errors(ctx, req) if reason else []
-        if problems:
-            rec.status = invalid(rec.status, problems)
-        elif reason:
+        if reason:
             return Task(req.ref, promise, "resource", "configure", reason, key, request=req, start_at=start)
         return None
     ctx.attention.add(req.ref)  # paused, blocked or waiting: look again on the next event

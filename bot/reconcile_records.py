@@ -13,9 +13,12 @@ from bot.model import DESTINATION, PROMISE, FileChanges, Placement, Ref
 from bot.reconcile_context import RunContext
 from bot.reconcile_placements import Layout
 from bot.reconcile_run import Outcome, fold_configure
+from bot.reconcile_screen import invalid_json
 from bot.reconcile_status import delete_failed, destination_ready, works_outcome
 from bot.records import PlacementRecord, ref_json
 from bot.writes import StoreBatch, touches
+
+MAX_INVALID_RECORDED = 500  # problems kept in meta.json for `promisebot status`
 
 
 def fold_outcome(ctx: RunContext, outcome: Outcome) -> None:
@@ -114,7 +117,9 @@ def commit_bookkeeping(ctx: RunContext, message: str, store_commits: dict[str, s
         for key in set(old) - kept:
             ctx.bk.delete_work(key)
     meta: dict[str, Any] = {"revision": ctx.to_sha, "objectFiles": ctx.object_files(),
-                            "attention": sorted(ref_json(r) for r in ctx.attention - ctx.deleted)}
+                            "attention": sorted(ref_json(r) for r in ctx.attention - ctx.deleted),
+                            "invalidFiles": sorted(ctx.screening.files()),
+                            "invalid": invalid_json(ctx.screening)[:MAX_INVALID_RECORDED]}
     if ctx.periodic:  # an explicit --all does not move the periodic clock: no commit when unchanged
         meta["lastFullReconcile"] = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
     ctx.bk.set_meta(**meta)

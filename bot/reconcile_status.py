@@ -164,3 +164,16 @@ def invalid(status: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     out["message"] = "Invalid: " + "; ".join(problems)
     set_condition(out, RECONCILED, "False", "ValidationFailed", "; ".join(problems))
     return out
+
+
+def valid_again(status: dict[str, Any]) -> dict[str, Any]:
+    """An object valid again: the ValidationFailed condition and the Invalid message go."""
+    out = copy.deepcopy(status)
+    if str(out.get("message", "")).startswith("Invalid: "):
+        out.pop("message")
+    conditions = [c for c in out.get("conditions") or [] if c.get("reason") != "ValidationFailed"]
+    if conditions:
+        out["conditions"] = conditions
+    else:
+        out.pop("conditions", None)
+    return out

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.bookkeeping import EVENT_TRAILER
 from bot.reconcile_context import ReconcileError, RunContext, rev_parse
@@ -33,6 +34,7 @@ from bot.reconcile_placements import destination_changes, schedule_and_layout
 from bot.reconcile_plan import Task
 from bot.reconcile_records import commit_bookkeeping, fold_outcome, record_placements
 from bot.reconcile_run import Outcome, crash_point, run_tasks
+from bot.reconcile_screen import invalid_json
 from bot.writes import StoreBatch, WriteSet, store_key
 from runners.base import Runner
 
@@ -54,6 +56,7 @@ class ReconcileReport:
     # time.monotonic() when the state-store writes of the last round were done (before the
     # bookkeeping commit): what "event to state-store commit" latency is measured to.
     stores_written_at: float | None = None
+    invalid: list[dict[str, Any]] = field(default_factory=list)  # what validation rejected (not acted on)
 
     @property
     def commits(self) -> dict[str, str]:
@@ -90,6 +93,7 @@ def reconcile(
         nxt = _run(RunContext(repo, report.to_rev, head, False), runner, dry_run, progress)
         nxt.outcomes = report.outcomes + nxt.outcomes
         nxt.batches = report.batches + nxt.batches
+        nxt.invalid = report.invalid + [p for p in nxt.invalid if p not in report.invalid]
         nxt.rounds = report.rounds + 1
         report = nxt
     return report
@@ -113,7 +117,7 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     message = f"promisebot: reconcile platform {ctx.to_sha[:12]} ({runs} workflow run{'s' * (runs != 1)})"
     writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
     report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()),
-                             stores_written_at=time.monotonic())
+                             stores_written_at=time.monotonic(), invalid=invalid_json(ctx.screening))
     if dry_run:
         return report
     crash_point("after-store-write")
