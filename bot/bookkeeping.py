@@ -24,9 +24,11 @@ files (so the state stores get no commit) and records everything again. See docs
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,7 @@ EVENT_TRAILER = "Promisebot-Event"
 """Trailer on every commit promisebot makes; commits carrying it never trigger promisebot work."""
 
 _ZERO = "0" * 40
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _CLUSTER_NS = "_"
 _REMOTE_STATE = "refs/promisebot/remote-state"  # where the remote's state branch is fetched to
 
@@ -90,6 +93,21 @@ def pending_path(store_key: str) -> str:
     return f"{_PENDING}{store_key}.json"
 
 
+@contextmanager
+def run_lock(repo: Path) -> Iterator[None]:
+    """Reconciles of one platform repo directory run one at a time: a second one waits here
+    (an exclusive lock on a file in the repo's git directory, released even if the process dies)."""
+    git_dir = Path(repo).resolve() / _git(repo, "rev-parse", "--git-common-dir").decode().strip()
+    path = git_dir / "promisebot" / "reconcile.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Bookkeeping:
     """The state branch of one platform repo: lazy reads, staged writes, one commit.
 
@@ -107,6 +125,7 @@ class Bookkeeping:
         self._refs_at_head: dict[str | None, set[Ref]] = {}
         self.meta: dict[str, Any] = {}
         self._remote = self._pick_remote()
+        self.warnings: list[str] = []  # what could not be done and was not needed to go on
 
     @classmethod
     def open(cls, repo: Path, branch: str) -> Bookkeeping:
@@ -121,16 +140,53 @@ class Bookkeeping:
         remotes = _git(self.repo, "remote").decode().split()
         return "origin" if "origin" in remotes else remotes[0] if remotes else None
 
+    def _fetch_remote(self) -> str | None:
+        """The remote's state branch head (fetched to a private ref), None if it has none yet.
+        A remote that cannot be read is noted in `warnings`, not ignored."""
+        assert self._remote
+        try:
+            git(self.repo, "fetch", "-q", self._remote, f"+{self.ref}:{_REMOTE_STATE}")
+        except GitError as exc:
+            if "couldn't find remote ref" not in str(exc).lower():
+                self.warnings.append(f"could not fetch {self.branch} from {self._remote}: {_last_line(exc)}")
+            return None
+        return rev_sha(self.repo, _REMOTE_STATE)
+
     def _sync_from_remote(self) -> None:
-        """Take the remote's state branch when it is ahead (a CI run after a server run)."""
-        if not self._remote or not git_ok(self.repo, "fetch", "-q", self._remote, f"+{self.ref}:{_REMOTE_STATE}"):
+        """Take the remote's state branch when it is ahead (a CI run after a server run). Local
+        records the remote lacks (a run whose push failed) are re-applied on top of it."""
+        if not self._remote:
             return
-        remote_sha = rev_sha(self.repo, _REMOTE_STATE)
+        remote_sha = self._fetch_remote()
         local_sha = rev_sha(self.repo, self.ref)
         if not remote_sha or remote_sha == local_sha:
             return
         if local_sha is None or git_ok(self.repo, "merge-base", "--is-ancestor", local_sha, remote_sha):
             _git(self.repo, "update-ref", self.ref, remote_sha)
+        elif not git_ok(self.repo, "merge-base", "--is-ancestor", remote_sha, local_sha):
+            self._replay_local(local_sha, remote_sha)
+
+    def _replay_local(self, local_sha: str, remote_sha: str) -> None:
+        """Diverged: the local commits since the common base are re-applied on the remote head
+        (their records win: they are newer), so nothing either side recorded is lost."""
+        with _git_errors():  # no common base (two runs each started the branch): all of local is newer
+            base = git(self.repo, "merge-base", local_sha, remote_sha, ok=(0, 1)).decode().strip() or _EMPTY_TREE
+        changes: dict[str, bytes | None] = {}
+        out = _git(self.repo, "diff-tree", "-r", "-z", "--no-renames", base, local_sha).split(b"\0")
+        entries = [e.decode() for e in out if e]
+        blobs: dict[str, str] = {}
+        for info, path in zip(entries[0::2], entries[1::2], strict=False):
+            new_id, status = info.split()[3], info.split()[4]
+            if status == "D":
+                changes[path] = None
+            else:
+                blobs[path] = new_id
+        with _git_errors():
+            data = read_blobs(self.repo, list(blobs.values()))
+        changes.update({path: data[blob] for path, blob in blobs.items()})
+        message = _git(self.repo, "log", "-1", "--format=%B", local_sha)
+        new = self._import(remote_sha, message, changes)
+        self._move_ref(new, local_sha)
 
     def _load_head(self) -> None:
         self.head = rev_sha(self.repo, self.ref)
@@ -259,16 +315,14 @@ class Bookkeeping:
         body = message.rstrip("\n") + "\n"
         if trailers:
             body += "\n" + "".join(f"{k}: {v}\n" for k, v in trailers)
-        tmp_ref = f"refs/promisebot/tmp-{os.getpid()}"
-        _git(self.repo, "fast-import", "--quiet", "--done", "--force",
-             input_bytes=_fast_import_commit(tmp_ref, self.head, body.encode(), changes))
-        new = _git(self.repo, "rev-parse", tmp_ref).decode().strip()
-        try:
-            _git(self.repo, "update-ref", "-m", "promisebot bookkeeping", self.ref, new, self.head or _ZERO)
-        finally:
-            git_ok(self.repo, "update-ref", "-d", tmp_ref)
+        first = new = self._import(self.head, body.encode(), changes)
+        self._move_ref(new, self.head)
         if self._remote:
-            _git(self.repo, "push", "-q", self._remote, f"{self.ref}:{self.ref}")
+            new = self._push(new, body.encode(), changes)
+        self._staged.clear()
+        if new != first:  # re-applied on another run's records: read the branch as it is now
+            self._load_head()
+            return new
         for path, data in changes.items():  # the new head, without listing the tree again
             if data is None:
                 self._tree.pop(path, None)
@@ -278,8 +332,54 @@ class Bookkeeping:
                 self._cache[path] = data
         self.head = new
         self._refs_at_head = {}
-        self._staged.clear()
         return new
+
+    def _import(self, parent: str | None, message: bytes, changes: dict[str, bytes | None]) -> str:
+        """A new commit of `changes` on `parent`, written with fast-import into a private ref."""
+        tmp_ref = f"refs/promisebot/tmp-{os.getpid()}-{threading.get_ident()}"
+        try:
+            _git(self.repo, "fast-import", "--quiet", "--done", "--force",
+                 input_bytes=_fast_import_commit(tmp_ref, parent, message, changes))
+            return _git(self.repo, "rev-parse", tmp_ref).decode().strip()
+        finally:
+            git_ok(self.repo, "update-ref", "-d", tmp_ref)
+
+    def _move_ref(self, new: str, expected: str | None) -> None:
+        """The state branch moves to `new` only if still at `expected` (compare-and-swap)."""
+        try:
+            git(self.repo, "update-ref", "-m", "promisebot bookkeeping", self.ref, new, expected or _ZERO)
+        except GitError:
+            raise BookkeepingError(
+                f"the state branch {self.branch} moved while this run was recording (another promisebot "
+                "run in this directory without the run lock?); nothing of this run's records was lost from "
+                "the state stores: run again") from None
+
+    def _push(self, new: str, message: bytes, changes: dict[str, bytes | None]) -> str:
+        """Push the state branch; when another run pushed first, this run's records are re-applied
+        on the remote's head and pushed again. Returns the commit the branch ends at."""
+        assert self._remote
+        for _attempt in range(_PUSH_ATTEMPTS):
+            try:
+                git(self.repo, "push", "-q", "--porcelain", self._remote, f"{self.ref}:{self.ref}")
+                return new
+            except GitError as exc:
+                error = exc
+            remote_sha = self._fetch_remote()
+            if remote_sha is None or git_ok(self.repo, "merge-base", "--is-ancestor", remote_sha, new):
+                break  # not a race with another run: report it
+            rebased = self._import(remote_sha, message, changes)
+            self._move_ref(rebased, new)
+            new = rebased
+        raise BookkeepingError(f"could not push the state branch {self.branch} to {self._remote}: "
+                               f"{_last_line(error)}; the records are kept locally and pushed by the next run")
+
+
+_PUSH_ATTEMPTS = 5
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else str(exc)
 
 
 def _fast_import_commit(ref: str, parent: str | None, message: bytes, changes: dict[str, bytes | None]) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 from bot.bookkeeping import Bookkeeping
 from bot.changes import detect_changes, due_for_periodic
 from bot.gitcmd import git, rev_sha
-from bot.model import DESTINATION, PROMISE, STATE_STORE_KINDS, Ref, StateStore, Work
+from bot.model import DESTINATION, GIT_STATE_STORE, PROMISE, STATE_STORE_KINDS, Ref, StateStore, Work
 from bot.objects import rebuild
 from bot.platform import GitTreeSource, LoadedPlatform, load_platform, read_settings
 from bot.reconcile_plan import now_utc, parse_time
@@ -62,7 +62,12 @@ class RunContext:
     def __init__(self, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> None:
         self.repo = repo
         self.to_sha = rev_parse(repo, to_rev)
-        self.settings = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))[0]
+        self.settings, problems = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:  # a setting promisebot would misread (the state branch, secrets) stops everything
+            raise ReconcileError("the settings are invalid; fix them first (promisebot validate):\n  "
+                                 + "\n  ".join(str(p) for p in errors))
+        self._check_state_branch(to_rev)
         self.bk = Bookkeeping.open(repo, self.settings.state_branch)
         # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
         # compares every cache key and so comes to the same plan.
@@ -84,6 +89,20 @@ class RunContext:
         self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
         self.screening = screen(self.after)
         self._set_aside_invalid()
+        for store in self.after.state_stores.values():
+            if store.kind == GIT_STATE_STORE and store.spec.get("branch") == self.settings.state_branch:
+                raise ReconcileError(f"stateBranch {self.settings.state_branch!r} is the branch {store.kind} "
+                                     f"{store.name} ({store.source}) writes to: set another stateBranch in "
+                                     f"{SETTINGS_FILE}")
+
+    def _check_state_branch(self, to_rev: str) -> None:
+        """Bookkeeping never commits to the branch being reconciled."""
+        state = self.settings.state_branch
+        current = git(self.repo, "symbolic-ref", "-q", "--short", "HEAD", ok=(0, 1)).decode().strip()
+        reconciled = {current, to_rev, to_rev.removeprefix("refs/heads/"), to_rev.removeprefix("origin/")}
+        if state in reconciled:
+            raise ReconcileError(f"stateBranch {state!r} is the branch being reconciled: promisebot would commit "
+                                 f"its bookkeeping onto the platform itself; set another stateBranch in {SETTINGS_FILE}")
 
     def _partial_paths(self) -> frozenset[str] | None:
         """The files an incremental run must read (bot.reconcile_scope), or None for all."""

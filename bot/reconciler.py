@@ -22,11 +22,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.bookkeeping import EVENT_TRAILER
+from bot.bookkeeping import EVENT_TRAILER, run_lock
 from bot.reconcile_context import ReconcileError, RunContext, rev_parse
 from bot.reconcile_pending import load_pending, replay, settle
 from bot.reconcile_phases import plan_promises, plan_requests
@@ -56,6 +57,7 @@ class ReconcileReport:
     # time.monotonic() when the state-store writes of the last round were done (before the
     # bookkeeping commit): what "event to state-store commit" latency is measured to.
     stores_written_at: float | None = None
+    warnings: list[str] = field(default_factory=list)
     invalid: list[dict[str, Any]] = field(default_factory=list)  # what validation rejected (not acted on)
 
     @property
@@ -83,6 +85,12 @@ def reconcile(
 ) -> ReconcileReport:
     """Reconcile the platform repo at `to_rev` (default HEAD). See the module docstring."""
     repo = Path(repo)
+    with nullcontext() if dry_run else run_lock(repo):
+        return _reconcile(repo, runner, from_rev, to_rev, full, dry_run, progress)
+
+
+def _reconcile(repo: Path, runner: Runner, from_rev: str | None, to_rev: str | None, full: bool, dry_run: bool,
+               progress: Progress | None) -> ReconcileReport:
     report = _run(RunContext(repo, from_rev, to_rev or "HEAD", full), runner, dry_run, progress)
     # Compound Promises (§4.6): outputs committed into the platform repo itself are platform
     # input; reconcile the new HEAD until a round changes nothing more.
@@ -95,6 +103,7 @@ def reconcile(
         nxt.batches = report.batches + nxt.batches
         nxt.invalid = report.invalid + [p for p in nxt.invalid if p not in report.invalid]
         nxt.rounds = report.rounds + 1
+        nxt.warnings = report.warnings + [w for w in nxt.warnings if w not in report.warnings]
         report = nxt
     return report
 
@@ -117,7 +126,8 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     message = f"promisebot: reconcile platform {ctx.to_sha[:12]} ({runs} workflow run{'s' * (runs != 1)})"
     writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
     report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()),
-                             stores_written_at=time.monotonic(), invalid=invalid_json(ctx.screening))
+                             stores_written_at=time.monotonic(), invalid=invalid_json(ctx.screening),
+                             warnings=ctx.bk.warnings)
     if dry_run:
         return report
     crash_point("after-store-write")
