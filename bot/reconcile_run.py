@@ -72,6 +72,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     except Exception as exc:  # noqa: BLE001 - one object's crash must not stop the others
         out.error = f"{type(exc).__name__}: {exc}"
         out.failed_pipeline = "(runner)"
+        out.logs = [{"pipeline": "(runner)", "container": "", "exitCode": None, "log": "", "reason": out.error}]
         out.status = copy.deepcopy(status)
         set_condition(out.status, CONFIGURE_COMPLETED if task.action == "configure" else "DeleteWorkflowCompleted",
                       "False", "ConfigureWorkflowFailed" if task.action == "configure" else "DeleteWorkflowFailed",
@@ -86,15 +87,26 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     if result.retry_after_seconds is not None:
         out.next_retry_at = (now_utc() + timedelta(seconds=result.retry_after_seconds)).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
+    out.error = result.error
     out.logs = [
-        {"pipeline": p.pipeline, "container": c.name, "exitCode": c.exit_code, "log": c.logs}
+        {"pipeline": p.pipeline, "container": c.name, "exitCode": c.exit_code, "log": c.logs,
+         "reason": failure_reason(c.exit_code, c.error, p.error)}
         for p in result.pipelines if not p.succeeded
-        for c in p.containers
+        for c in p.containers if not c.succeeded
     ]
     if result.error and not out.logs:
         out.logs = [{"pipeline": result.failed_pipeline or "", "container": "", "exitCode": None,
-                     "log": result.error}]
+                     "log": "", "reason": result.error}]
     return out
+
+
+def failure_reason(exit_code: int | None, container_error: str | None, pipeline_error: str | None) -> str:
+    """One line saying why a container failed: its own error, else its exit code, else the pipeline's."""
+    if container_error:
+        return container_error
+    if exit_code not in (None, 0):
+        return f"exited with code {exit_code}"
+    return pipeline_error or "did not finish"
 
 
 def run_tasks(

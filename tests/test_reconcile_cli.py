@@ -90,3 +90,26 @@ def test_plan_from_a_stateless_clone(env, tmp_path):
     full = cli("plan", "--all", "--platform", str(clone))
     assert full.returncode == 2, full.stdout + full.stderr
     assert f"add    {R1}" in full.stdout
+
+
+def test_failures_and_invalid_objects_are_printed_and_exit_1(env):
+    from reconcile_fixtures import promise
+
+    env.write("promises/broken.yaml", promise("broken", configure="echo step one; echo 'cannot reach db' >&2; exit 3"))
+    env.write("requests/b1.yaml", request("Broken", "b1"))
+    env.write("requests/bad.yaml", request("Redis", "Bad_Name"))
+    env.commit("broken")
+    platform = str(env.platform)
+    plan = cli("plan", "--platform", platform)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "exited with code 3" in plan.stdout and "| cannot reach db" in plan.stdout
+    assert "requests/bad.yaml:" in plan.stdout and "metadata.name" in plan.stdout
+
+    done = cli("reconcile", "--platform", platform)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "pipeline instance, container main: exited with code 3" in done.stdout
+    assert "| step one" in done.stdout and "| cannot reach db" in done.stdout
+    assert "invalid, not acted on" in done.stdout and "requests/bad.yaml:" in done.stdout
+    assert R1 in env.files(), "the healthy request was still written"
+    out = json.loads(cli("reconcile", "--platform", platform, "--output", "json").stdout)
+    assert out["needsAttention"] and any(i["file"] == "requests/bad.yaml" for i in out["invalid"])

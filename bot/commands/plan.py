@@ -3,7 +3,9 @@ reconcile would change in each state store and Destination, as a unified diff, a
 pipelines would run. Pipelines do run (to know their outputs); nothing is written to any
 state store or to bookkeeping.
 
-Exit codes (like `terraform plan -detailed-exitcode`): 0 no changes, 2 changes, 1 error.
+Exit codes (like `terraform plan -detailed-exitcode`): 0 no changes, 2 changes, 1 something
+needs attention (a workflow failed, an object is invalid, a store cannot be read) or the plan
+could not be made.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import difflib
 import json
 from typing import Any
 
-from bot.commands.reconcile import run_reconcile, runs_json
+from bot.commands.outcomes import invalid_text, needs_attention
+from bot.commands.reconcile import run_reconcile, runs_json, runs_text
 from bot.reconciler import ReconcileReport
 from bot.statestores.base import FileDiff
 from bot.writes import StoreBatch, store_key
@@ -55,21 +58,26 @@ def plan_json(report: ReconcileReport) -> dict[str, Any]:
                        "diff": unified(d)} for d in batch.diff],
         })
     return {"from": report.from_rev, "to": report.to_rev, "changes": report.changed,
-            "runs": runs_json(report), "stores": stores}
+            "runs": runs_json(report), "stores": stores, "invalid": report.invalid, "warnings": report.warnings,
+            "needsAttention": needs_attention(report)}
 
 
 def render(report: ReconcileReport) -> str:
     out = [f"plan for {report.to_rev[:12]}" + (f" (from {report.from_rev[:12]})" if report.from_rev else "")]
     runs = runs_json(report)
     out.append(f"\npipelines that would run: {len(runs)}")
-    for r in runs:
-        out.append(f"  {r['workflow']:<20} {r['object']} ({r['reason']}): {r['result']}")
+    out += runs_text(report)
+    if report.invalid:
+        out += ["", *invalid_text(report)]
     for batch in report.batches:
         if not batch.diff and not batch.error:
             continue
         out.append(f"\nstate store {store_key(batch.store)}")
         if batch.error:
             out.append(f"  error: {batch.error}")
+        if batch.pending:
+            out.append(f"  a write that failed since {batch.pending.since} is included "
+                       f"({batch.pending.attempts} attempt{'s' * (batch.pending.attempts != 1)}): {batch.pending.error}")
         by_dest: dict[str, list[FileDiff]] = {}
         for d in batch.diff:
             by_dest.setdefault(_destination_of(batch, d.path), []).append(d)
@@ -91,6 +99,6 @@ def run(args: argparse.Namespace) -> int:
     if report is None:
         return EXIT_ERROR
     print(json.dumps(plan_json(report), indent=2) if args.output == "json" else render(report))
-    if report.errors:
+    if needs_attention(report):
         return EXIT_ERROR
     return EXIT_CHANGES if report.changed else EXIT_NO_CHANGES

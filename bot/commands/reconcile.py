@@ -1,9 +1,10 @@
 """`promisebot reconcile [--platform PATH] [--from REV --to REV | --all] [--output json]`:
 run the pipelines and write their outputs, one commit per state store (docs/reconciler.md).
 
-Exit codes: 0 done, 1 error (a state store could not be written, or the reconcile could not
-start). A failing pipeline is not an error of the command: it is recorded in the object's
-status (`promisebot status`).
+Exit codes: 0 done, everything reconciled; 1 something needs attention: a workflow failed, a
+state store could not be written (the write is retried by the next run), an object is invalid
+(reported and not acted on), or the reconcile could not start. Everything that could be done
+was done either way: one failing object never stops the others.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.bookkeeping import BookkeepingError
 from bot.commands import platform_repo
+from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention
 from bot.gitcmd import GitError
 from bot.platform import FileError
 from bot.reconciler import ReconcileError, ReconcileReport, reconcile
@@ -66,7 +68,19 @@ def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport
 
 def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:
     return [{"object": str(o.task.ref), "workflow": f"{o.task.wtype}.{o.task.action}", "reason": o.task.reason,
-             "result": o.state, "failedPipeline": o.failed_pipeline} for o in report.outcomes]
+             "result": o.state, "failedPipeline": o.failed_pipeline, "failures": failures(o)}
+            for o in report.outcomes]
+
+
+def runs_text(report: ReconcileReport) -> list[str]:
+    """One line per workflow run; under a failed one, why and its last log lines."""
+    lines = []
+    for outcome, r in zip(report.outcomes, runs_json(report), strict=True):
+        extra = f" at {r['failedPipeline']}" if r["failedPipeline"] else ""
+        lines.append(f"  {r['workflow']:<20} {r['object']}: {r['result']}{extra} ({r['reason']})")
+        if outcome.state == "failed":
+            lines += failure_text(outcome)
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,13 +90,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps({"from": report.from_rev, "to": report.to_rev, "full": report.full, "runs": runs_json(report),
                           "commits": report.commits, "bookkeeping": report.bookkeeping_commit,
-                          "errors": report.errors}, indent=2))
+                          "errors": report.errors, "invalid": report.invalid, "warnings": report.warnings,
+                          "needsAttention": needs_attention(report)}, indent=2))
     else:
         print(f"reconciled {report.to_rev[:12]}" + (f" (from {report.from_rev[:12]})" if report.from_rev else "")
               + (" [full]" if report.full else ""))
-        for r in runs_json(report):
-            extra = f" at {r['failedPipeline']}" if r["failedPipeline"] else ""
-            print(f"  {r['workflow']:<20} {r['object']}: {r['result']}{extra} ({r['reason']})")
+        print("\n".join(runs_text(report) + invalid_text(report)) or "  no workflow ran")
         for batch in report.batches:
             if batch.result and batch.result.revision:
                 res = batch.result
@@ -91,5 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if not report.commits:
             print("  no state store changes")
         for err in report.errors:
-            print(f"error: {err}", file=sys.stderr)
-    return EXIT_ERROR if report.errors else EXIT_OK
+            print(f"error: {err} (retried by the next reconcile)", file=sys.stderr)
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_ERROR if needs_attention(report) else EXIT_OK
