@@ -58,6 +58,7 @@ class ReconcileReport:
     # bookkeeping commit): what "event to state-store commit" latency is measured to.
     stores_written_at: float | None = None
     warnings: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # placements whose files no store can take
     invalid: list[dict[str, Any]] = field(default_factory=list)  # what validation rejected (not acted on)
 
     @property
@@ -103,6 +104,7 @@ def _reconcile(repo: Path, runner: Runner, from_rev: str | None, to_rev: str | N
         nxt.batches = report.batches + nxt.batches
         nxt.invalid = report.invalid + [p for p in nxt.invalid if p not in report.invalid]
         nxt.rounds = report.rounds + 1
+        nxt.refused = report.refused + nxt.refused
         nxt.warnings = report.warnings + [w for w in nxt.warnings if w not in report.warnings]
         report = nxt
     return report
@@ -127,7 +129,8 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
     report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()),
                              stores_written_at=time.monotonic(), invalid=invalid_json(ctx.screening),
-                             warnings=ctx.bk.warnings)
+                             warnings=ctx.bk.warnings,
+                             refused=[f"{p.destination}: {p.work_key}: {why}" for p, why in sorted(layout.refused.items())])
     if dry_run:
         return report
     crash_point("after-store-write")

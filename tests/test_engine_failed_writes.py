@@ -113,3 +113,19 @@ def test_then_composes_in_order():
     assert FileChanges({"k": b"1"}).then(FileChanges(delete_prefixes={""})).puts == {}
 
 
+
+
+def test_an_output_the_store_refuses_blocks_only_its_own_object(env):
+    env.runner.outputs["bad"] = lambda job: {"back\\slash.yaml": b"kind: X\n"}
+    from reconcile_fixtures import promise
+    env.write("promises/bad.yaml", promise("bad", kind="Bad"))
+    env.write("requests/b1.yaml", request("Bad", "b1"))
+    env.commit()
+    report = env.reconcile()
+    assert R1 in env.files(), "the other request's files landed"
+    assert not any("slash" in p for p in env.files())
+    bk = env.bookkeeping()
+    (rec,) = bk.get_many(bk.refs("Bad.test.promisebot.io")).values()
+    assert rec.placements[0].pending and rec.placements[0].pending.startswith("refused:")
+    assert condition(rec.status, RECONCILED)["status"] != "True"
+    assert not report.errors and report.refused  # the store write itself succeeded; the refusal is reported

@@ -53,4 +53,8 @@ def invalid_text(report: ReconcileReport) -> list[str]:
 
 def needs_attention(report: ReconcileReport) -> bool:
     """A workflow failed, a store could not be written, or something is invalid."""
-    return bool(report.errors or report.invalid or any(o.state == "failed" for o in report.outcomes))
+    return bool(report.errors or report.invalid or report.refused or any(o.state == "failed" for o in report.outcomes))
+
+
+def refused_text(report: ReconcileReport) -> list[str]:
+    return [f"refused (not written): {line}" for line in report.refused]

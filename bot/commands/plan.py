@@ -15,7 +15,7 @@ import difflib
 import json
 from typing import Any
 
-from bot.commands.outcomes import invalid_text, needs_attention
+from bot.commands.outcomes import invalid_text, needs_attention, refused_text
 from bot.commands.reconcile import run_reconcile, runs_json, runs_text
 from bot.reconciler import ReconcileReport
 from bot.statestores.base import FileDiff
@@ -67,8 +67,8 @@ def render(report: ReconcileReport) -> str:
     runs = runs_json(report)
     out.append(f"\npipelines that would run: {len(runs)}")
     out += runs_text(report)
-    if report.invalid:
-        out += ["", *invalid_text(report)]
+    if report.invalid or report.refused:
+        out += ["", *invalid_text(report), *refused_text(report)]
     for batch in report.batches:
         if not batch.diff and not batch.error:
             continue

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.bookkeeping import BookkeepingError
 from bot.commands import platform_repo
-from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention
+from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention, refused_text
 from bot.gitcmd import GitError
 from bot.platform import FileError
 from bot.reconciler import ReconcileError, ReconcileReport, reconcile
@@ -90,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps({"from": report.from_rev, "to": report.to_rev, "full": report.full, "runs": runs_json(report),
                           "commits": report.commits, "bookkeeping": report.bookkeeping_commit,
-                          "errors": report.errors, "invalid": report.invalid, "warnings": report.warnings,
+                          "errors": report.errors, "invalid": report.invalid, "refused": report.refused, "warnings": report.warnings,
                           "needsAttention": needs_attention(report)}, indent=2))
     else:
         print(f"reconciled {report.to_rev[:12]}" + (f" (from {report.from_rev[:12]})" if report.from_rev else "")
               + (" [full]" if report.full else ""))
-        print("\n".join(runs_text(report) + invalid_text(report)) or "  no workflow ran")
+        print("\n".join(runs_text(report) + invalid_text(report) + refused_text(report)) or "  no workflow ran")
         for batch in report.batches:
             if batch.result and batch.result.revision:
                 res = batch.result
