@@ -16,8 +16,8 @@ from reconcile_fixtures import STATE_BRANCH, Env, git, one_request_platform, req
 from bot.bookkeeping import Bookkeeping
 from bot.model import Ref
 from bot.reconcile_context import ReconcileError
-from bot.records import ObjectRecord
 from bot.reconciler import reconcile
+from bot.records import ObjectRecord
 
 
 def clone(env: Env, remote: Path, name: str) -> Path:
