@@ -9,13 +9,16 @@ RUN apt-get update \
 
 RUN useradd --create-home --uid 10001 promisebot
 WORKDIR /app
+# The exact, hash-checked versions of requirements.lock first (a layer that changes only with
+# the lock), then promisebot itself without resolving anything again.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY runners ./runners
 COPY config ./config
-RUN pip install --no-cache-dir . && promisebot --version
+RUN pip install --no-cache-dir --no-deps . && promisebot --version
 
 USER promisebot
-ENV PROMISEBOT_CACHE_DIR=/home/promisebot/.cache/promisebot
 ENTRYPOINT ["promisebot"]
 CMD ["--help"]

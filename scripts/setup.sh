@@ -48,12 +48,15 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/promisebot-dockerd.log"; exit 1; }
 fi
 
-# 3. The virtualenv with promisebot and its test extra.
+# 3. The virtualenv: the exact versions of requirements-test.lock (hash-checked; regenerate it
+#    with scripts/lock.sh after changing a range in pyproject.toml), then promisebot itself.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 stamp=.venv/.promisebot-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing promisebot into .venv"
-  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >.venv/pip.log 2>&1; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-test.lock -nt "$stamp" ]; then
+  log "installing promisebot into .venv (requirements-test.lock)"
+  if ! { .venv/bin/pip install -q --upgrade pip \
+         && .venv/bin/pip install -q --require-hashes -r requirements-test.lock \
+         && .venv/bin/pip install -q --no-deps -e .; } >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2; log "pip install failed"; exit 1
   fi
   touch "$stamp"

@@ -7,7 +7,7 @@ import itertools
 import boto3
 import pytest
 from botocore.config import Config
-from s3_server import S3Server, s3_fixture  # noqa: F401 - provides the `s3` fixture
+from s3_server import S3Server
 
 from bot.model import FileChanges, SecretRef, Source, StateStore
 from bot.secrets import SecretResolver

@@ -8,7 +8,7 @@ import uuid
 
 import docker
 import pytest
-from runner_fixtures import ROOT, images  # noqa: F401
+from runner_fixtures import ROOT
 
 from runners.base import RUN_LABEL
 from runners.docker import DockerRunner

@@ -14,8 +14,6 @@ import re
 
 import pytest
 import yaml
-from example_fixtures import example_fixture  # noqa: F401 - provides the `example` fixture
-from s3_server import s3_fixture  # noqa: F401 - provides the `s3` fixture
 
 from bot.model import Ref
 

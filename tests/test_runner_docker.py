@@ -2,9 +2,10 @@
 
 import pytest
 import yaml
-from runner_fixtures import PYTHON, images, leftovers, pipeline, promise, request, settings, sh  # noqa: F401
+from runner_fixtures import PYTHON, leftovers, pipeline, promise, request, settings, sh
 
 from bot.settings import parse_quantity
+from runners.base import describe_failure, failure_line
 from runners.docker import DockerRunner
 from runners.pool import run_bounded
 from runners.workflow import run_workflow
@@ -122,7 +123,8 @@ def test_promise_workflow_variables_and_delete_ignores_output(runner):
     ("ln -s /etc/passwd /kratix/output/link", {}, "/kratix/output/link: is a symbolic link (to /etc/passwd)"),
     ("echo a > /kratix/output/a; ln /kratix/output/a /kratix/output/b", {}, "/kratix/output/b: is a hard link"),
     ("mkfifo /kratix/output/pipe", {}, "/kratix/output/pipe: is a FIFO"),
-    ("head -c 2048 /dev/zero > /kratix/output/big", {"max_output_bytes": 1024}, "/kratix/output exceeds 1024 bytes"),
+    ("head -c 2048 /dev/zero > /kratix/output/big", {"max_output_bytes": 1024},
+     "/kratix/output/big: 2048 bytes, which takes /kratix/output to "),
     ("for i in 1 2 3 4; do echo $i > /kratix/output/f$i; done", {"max_output_files": 3}, "more than 3 files"),
 ])
 def test_rejected_outputs_produce_nothing(runner, script, overrides, message):
@@ -283,7 +285,7 @@ def test_nonexistent_command_and_huge_log(runner):
     missing.command, missing.args = ["/no/such/binary"], None
     failed = run(missing)
     assert not failed.succeeded and failed.failed_pipeline == "p"
-    assert failed.error.startswith("pipeline 'p' failed: container 'c': cannot start: "), failed.error
+    assert failed.error.startswith("pipeline 'p', container 'c': cannot start: "), failed.error
     assert "/no/such/binary" in failed.error and "no such file" in failed.error.lower(), failed.error
     assert [(c.name, c.exit_code) for c in failed.pipelines[0].containers] == [("c", None)]
 
@@ -294,3 +296,113 @@ def test_nonexistent_command_and_huge_log(runner):
 
     runner.close()
     assert leftovers(runner.session) == []
+
+
+def test_secrets_a_container_prints_are_redacted_at_the_source(runner):
+    # Issue 8: a token given as a container `env` value showed up in the recorded log tail.
+    token = "ghp_" + "Zx9" * 12
+    env = [{"name": "GITHUB_TOKEN", "value": token}, {"name": "DB_PASSWORD", "value": "correct-horse-battery"},
+           {"name": "PLAIN", "value": "visible-value"}]
+    script = ('echo "token=$GITHUB_TOKEN"; echo "db $DB_PASSWORD"; echo "plain $PLAIN"; '
+              'echo "clone https://bot:pa55word@git.example.com/x"; echo AKIAIOSFODNN7EXAMPLE; '
+              'echo "Authorization: Bearer abcdefghijkl"; echo "$GITHUB_TOKEN" > /kratix/metadata/scratch; exit 3')
+    second = sh("second", "cat /kratix/metadata/scratch; exit 1")  # a later container printing it
+    req = request()
+    for pl in (pipeline("p", sh("c", script, env=env)),
+               pipeline("p", sh("c", script.replace("exit 3", "exit 0"), env=env), second)):
+        p = promise(workflows={("resource", "configure"): [pl]})
+        result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+        assert not result.succeeded
+        logs = "".join(c.logs for c in result.pipelines[0].containers)
+        for secret in (token, "correct-horse-battery", "pa55word", "AKIAIOSFODNN7EXAMPLE", "abcdefghijkl"):
+            assert secret not in logs
+            assert secret not in describe_failure(result.pipelines[0])
+        assert "plain visible-value" in logs or pl.containers[-1].name == "second"
+        assert "***" in logs
+
+
+def test_a_secret_split_by_the_log_cut_is_not_kept_in_part(runner):
+    token = "ghp_" + "Q" * 36
+    script = f"printf 'x%.0s' $(seq 1 {1000 - 20}); echo {token}; echo end"  # the cut falls inside the token
+    p = promise(workflows={("resource", "configure"): [pipeline("p", sh("c", script))]})
+    req = request()
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(max_log_bytes=30), request=req)
+    logs = result.pipelines[0].containers[0].logs
+    assert "QQQQ" not in logs and logs.endswith("***\nend\n"), logs
+
+
+def test_every_failure_says_why_in_one_line(runner):
+    # Issue 9: failures must carry their reason (never "exit None"), and the failure helper
+    # formats "pipeline P, container C: <reason>" with the last log lines.
+    req = request()
+
+    def run(container, **overrides):
+        p = promise(workflows={("resource", "configure"): [pipeline("p", container)]})
+        result = run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+        [pr] = result.pipelines
+        assert not result.succeeded and not pr.succeeded
+        assert result.error == failure_line(pr) and "\n" not in pr.error and "None" not in pr.error
+        for c in pr.containers:
+            assert c.reason and "None" not in c.reason and "\n" not in c.reason
+        return pr
+
+    exited = run(sh("c", "for i in 1 2 3 4 5; do echo line $i; done; exit 7"))
+    assert exited.failed_container == "c" and exited.containers[0].error == "exited with code 7"
+    assert describe_failure(exited, log_lines=2) == (
+        "pipeline 'p', container 'c': exited with code 7\n  last 2 of 5 log lines:\n    line 4\n    line 5")
+    assert describe_failure(exited, log_lines=0) == "pipeline 'p', container 'c': exited with code 7"
+
+    missing = run(sh("c", "true", image="promisebot/not-built:v9"))
+    assert failure_line(missing) == ("pipeline 'p', container 'c': image 'promisebot/not-built:v9' is not present on "
+                                     "the Docker engine and its imagePullPolicy is Never (build or load it there first)")
+    pull = run(sh("c", "true", image="promisebot/not-built:v9", image_pull_policy="IfNotPresent"))
+    assert failure_line(pull).startswith("pipeline 'p', container 'c': cannot pull image 'promisebot/not-built:v9' "
+                                         "(imagePullPolicy IfNotPresent): ")
+    assert len(failure_line(pull)) > len("pipeline 'p', container 'c': cannot pull image "
+                                         "'promisebot/not-built:v9' (imagePullPolicy IfNotPresent): ")  # engine's words
+
+    slow = run(sh("c", "sleep 60"), timeout_seconds=1.5)
+    assert failure_line(slow) == ("pipeline 'p', container 'c': timed out: the pipeline exceeded its 1.5s wall-clock "
+                                  "limit (runner.timeoutSeconds, or the Promise's promisebot.io/pipeline-timeout "
+                                  "annotation); the container was killed")
+
+    oom = run(sh("c", "head -c 200m /dev/zero | tail > /dev/null"), memory_bytes=parse_quantity("16Mi"))
+    assert failure_line(oom).startswith("pipeline 'p', container 'c': killed: out of memory (exceeded the 16Mi "
+                                        "memory limit, runner.memory; exit code ")
+
+    refused = run(sh("c", "ln -s /etc/passwd /kratix/output/link"))
+    assert refused.failed_container is None
+    assert failure_line(refused) == ("pipeline 'p': /kratix/output/link: is a symbolic link (to /etc/passwd); only "
+                                     "regular files are allowed")
+
+    bad_status = run(sh("c", "printf 'a: [\\n' > /kratix/metadata/status.yaml"))
+    assert failure_line(bad_status).startswith("pipeline 'p': /kratix/metadata/status.yaml: malformed YAML: ")
+
+
+def test_deeply_nested_status_written_by_a_pipeline_fails_it_clearly(runner):
+    # Issue 6: 500 levels crashed `promisebot test` with a RecursionError and were recorded as
+    # "RecursionError: maximum recursion depth exceeded".
+    script = ("i=0; s=''; while [ $i -lt 500 ]; do echo \"${s}a:\"; s=\"$s \"; i=$((i+1)); done "
+              "> /kratix/metadata/status.yaml")
+    p = promise(workflows={("resource", "configure"): [pipeline("deep", sh("c", script))]})
+    req = request()
+    result = run_workflow(runner, p, req.body, "resource", "configure", settings(), request=req)
+    assert not result.succeeded and result.failed_pipeline == "deep"
+    assert result.error == ("pipeline 'deep': /kratix/metadata/status.yaml, line 101: nesting too deep: more than 100 "
+                            "levels of nested mappings and lists (promisebot's limit is 100 levels); refused")
+
+
+def test_output_messages_name_the_real_problem(runner):
+    # Issue 10: the real size and the cap's setting; a backslash is not an "escape".
+    req = request()
+
+    def run(script, **overrides):
+        p = promise(workflows={("resource", "configure"): [pipeline("p", sh("c", script))]})
+        return run_workflow(runner, p, req.body, "resource", "configure", settings(**overrides), request=req)
+
+    big = run("head -c 3000092 /dev/zero > /kratix/output/big.bin", max_output_bytes=1048576)
+    assert big.error == ("pipeline 'p': /kratix/output/big.bin: 3000092 bytes, which takes /kratix/output to "
+                         "3000092 bytes, over the 1048576-byte cap (the runner.maxOutputBytes setting)")
+    slash = run("echo a > '/kratix/output/back\\slash.yaml'")
+    assert "/kratix/output/back\\slash.yaml: the file name contains a backslash" in slash.error
+    assert "escapes" not in slash.error
