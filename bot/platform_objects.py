@@ -214,7 +214,7 @@ def _destination(doc: YamlDoc) -> Destination:
         state_store_name=_text(ref.get("name")),
         strict_match_labels=spec.get("strictMatchLabels") is True,
         filepath_mode=_text(filepath.get("mode"), "nestedByMetadata"),
-        filename=_text(filepath.get("filename"), "aggregated.yaml"),
+        filename=_text(filepath.get("filename")) or "aggregated.yaml",  # "" is defaulted too (Kratix webhook)
         cleanup=_text(spec.get("cleanup"), "none"),
         init_workloads=init.get("enabled") is not False,
     )
@@ -223,11 +223,12 @@ def _destination(doc: YamlDoc) -> Destination:
 def _state_store(doc: YamlDoc) -> StateStore:
     """Contract §3.6/§3.7 defaults. Deviation: our commits' default author is "promisebot"."""
     kind = doc.data["kind"]
-    spec = dict(_map(doc.data.get("spec")))
+    # A field set to null is unset, as Kubernetes reads it, so it takes its default too.
+    spec = {k: v for k, v in _map(doc.data.get("spec")).items() if v is not None}
     if kind == GIT_STATE_STORE:
         spec.setdefault("branch", "main")
         spec.setdefault("authMethod", "basicAuth")
-        author = dict(_map(spec.get("gitAuthor")))
+        author = {k: v for k, v in _map(spec.get("gitAuthor")).items() if v is not None}
         author.setdefault("name", DEFAULT_GIT_AUTHOR)
         author.setdefault("email", "")
         spec["gitAuthor"] = author

@@ -23,7 +23,7 @@ from bot.reconcile_screen import screen
 from bot.reconcile_status import invalid, valid_again
 from bot.records import ObjectRecord, ref_from_json
 from bot.secrets import SecretResolver
-from bot.settings import SETTINGS_FILE
+from bot.settings import SETTINGS_FILE, state_branch_conflict
 from bot.statestores.base import StateStoreWriter, open_store
 from bot.writes import Target
 
@@ -90,7 +90,9 @@ class RunContext:
         self.screening = screen(self.after)
         self._set_aside_invalid()
         for store in self.after.state_stores.values():
-            if store.kind == GIT_STATE_STORE and store.spec.get("branch") == self.settings.state_branch:
+            branch = store.spec.get("branch")
+            if store.kind == GIT_STATE_STORE and isinstance(branch, str) and \
+                    state_branch_conflict(self.settings.state_branch, branch):
                 raise ReconcileError(f"stateBranch {self.settings.state_branch!r} is the branch {store.kind} "
                                      f"{store.name} ({store.source}) writes to: set another stateBranch in "
                                      f"{SETTINGS_FILE}")
@@ -99,8 +101,8 @@ class RunContext:
         """Bookkeeping never commits to the branch being reconciled."""
         state = self.settings.state_branch
         current = git(self.repo, "symbolic-ref", "-q", "--short", "HEAD", ok=(0, 1)).decode().strip()
-        reconciled = {current, to_rev, to_rev.removeprefix("refs/heads/"), to_rev.removeprefix("origin/")}
-        if state in reconciled:
+        if any(state_branch_conflict(state, branch) for branch in (current, to_rev, to_rev.removeprefix("origin/"))
+               if branch):
             raise ReconcileError(f"stateBranch {state!r} is the branch being reconciled: promisebot would commit "
                                  f"its bookkeeping onto the platform itself; set another stateBranch in {SETTINGS_FILE}")
 

@@ -12,13 +12,11 @@ known kind) are reported too, and those files are read again by every run until 
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.model import Platform, Problem, Ref, Source
-from bot.validation import validate_platform
+from bot.model import Platform, Problem, Ref
+from bot.validation import object_errors
 
 ObjectKey = Ref  # Promises, Destinations, State Stores and requests all have a Ref
 
@@ -39,42 +37,17 @@ class Screening:
         return {p.source.file for p in self.errors}
 
 
-def _objects(platform: Platform) -> Iterable[tuple[ObjectKey, Source]]:
-    for promise in platform.promises.values():
-        yield promise.ref, promise.source
-    for dest in platform.destinations.values():
-        yield dest.ref, dest.source
-    for ref, store in platform.state_stores.items():
-        yield ref, store.source
-    for ref, req in platform.requests.items():
-        yield ref, req.source
-
-
 def screen(platform: Platform) -> Screening:
-    """Validate `platform` and attribute every error to the object whose document holds it: the
-    loaded object of the same file that starts last at or before the error's line. Load problems
-    (the loader already left their documents out) belong to no object."""
-    starts: dict[str, list[tuple[int, ObjectKey]]] = {}
-    for key, source in _objects(platform):
-        starts.setdefault(source.file, []).append((source.line, key))
-    for entries in starts.values():
-        entries.sort()
-    load_problems = set(platform.problems)
-    out = Screening()
-    for problem in validate_platform(platform):
-        if problem.severity != "error":
-            continue
-        entries = starts.get(problem.source.file, [])
-        i = bisect.bisect_right([line for line, _ in entries], problem.source.line) - 1
-        if problem in load_problems or i < 0:
-            out.unattached.append(problem)
-        else:
-            out.invalid.setdefault(entries[i][1], []).append(problem)
+    """Validate `platform` (bot.validation): each object's errors, and the load problems of
+    documents the loader left out (they belong to no object)."""
+    out = Screening(invalid=object_errors(platform),
+                    unattached=[p for p in platform.problems if p.severity == "error"])
     for dest in platform.destinations.values():  # a Destination cannot be used without its store
         if dest.state_store_ref in out.invalid:
             store = dest.state_store_ref
             out.invalid.setdefault(dest.ref, []).append(Problem(
-                dest.source, "spec.stateStoreRef", f"{store.kind} {store.name} is invalid ({store_source(platform, store)})"))
+                dest.source, "spec.stateStoreRef",
+                f"{store.kind} {store.name} is invalid ({store_source(platform, store)})"))
     return out
 
 

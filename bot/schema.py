@@ -26,6 +26,7 @@ import base64
 import copy
 import ipaddress
 import re
+import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from bot.goduration import parse_seconds
+from bot.schema_structural import compiles, default_nodes, normalise, pattern_warnings, structural_errors
 
 Schema = dict[str, Any]
 FieldPath = tuple[str | int, ...]
@@ -46,6 +48,7 @@ class SchemaError:
 
     path: FieldPath
     message: str
+    severity: str = "error"  # "error" | "warning" (check_schema only)
 
 
 # ---------------------------------------------------------------------------- defaulting
@@ -56,6 +59,7 @@ def apply_defaults(obj: Any, schema: Schema | None) -> Any:
     out = copy.deepcopy(obj)
     if not isinstance(schema, dict):
         return out
+    schema = normalise(schema)
     _prune_nulls(out, schema)
     _default(out, schema)
     _prune_nulls(out, schema)
@@ -110,6 +114,7 @@ def _prune_nulls(value: Any, schema: Schema) -> None:
 
 _SCHEMA_KEYS_WITH_SCHEMA = ("items", "not", "additionalItems")
 _SCHEMA_KEYS_WITH_LIST = ("allOf", "anyOf", "oneOf")
+_EMPTY_MEANS_ABSENT = {"enum", "required", "allOf", "anyOf", "oneOf"}
 _DROPPED_KEYS = {"nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
                  "x-kubernetes-embedded-resource", "x-kubernetes-validations", "x-kubernetes-list-type",
                  "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "example", "externalDocs",
@@ -124,14 +129,23 @@ def to_jsonschema(schema: Schema, *, top_level: bool = False) -> Schema:
     `additionalProperties: false` unless they preserve unknown fields (see module doc).
     At the top level of a resource, apiVersion, kind and metadata are implicit (metadata is
     checked separately) and status is free-form, as Kratix makes it (contract §4.1 step 5).
+    Keywords set to null are absent and empty `enum`/`required`/`allOf`/`anyOf`/`oneOf` lists
+    constrain nothing, as Kubernetes reads them (`properties:` left empty is no properties).
     """
-    out: Schema = {k: v for k, v in schema.items() if k not in _DROPPED_KEYS}
+    return _to_jsonschema(normalise(schema), top_level=top_level)
+
+
+def _to_jsonschema(schema: Schema, *, top_level: bool = False) -> Schema:
+    out: Schema = {k: v for k, v in schema.items()
+                   if k not in _DROPPED_KEYS and not (k in _EMPTY_MEANS_ABSENT and v == [])}
+    if isinstance(out.get("pattern"), str) and not compiles(out["pattern"]):
+        del out["pattern"]  # RE2-only syntax: reported by check_schema as a warning, not applied
     for key in _SCHEMA_KEYS_WITH_SCHEMA:
         if isinstance(schema.get(key), dict):
-            out[key] = to_jsonschema(schema[key])
+            out[key] = _to_jsonschema(schema[key])
     for key in _SCHEMA_KEYS_WITH_LIST:
-        if isinstance(schema.get(key), list):
-            out[key] = [to_jsonschema(s) if isinstance(s, dict) else s for s in schema[key]]
+        if isinstance(schema.get(key), list) and schema[key]:
+            out[key] = [_to_jsonschema(s) if isinstance(s, dict) else s for s in schema[key]]
     props = schema.get("properties")
     props = dict(props) if isinstance(props, dict) else {}
     if top_level or schema.get("x-kubernetes-embedded-resource"):
@@ -140,11 +154,12 @@ def to_jsonschema(schema: Schema, *, top_level: bool = False) -> Schema:
         props["metadata"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     if top_level:
         props["status"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    out.pop("properties", None)
     if props:
-        out["properties"] = {k: to_jsonschema(v) if isinstance(v, dict) else v for k, v in props.items()}
+        out["properties"] = {k: _to_jsonschema(v) if isinstance(v, dict) else v for k, v in props.items()}
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
-        out["additionalProperties"] = to_jsonschema(extra)
+        out["additionalProperties"] = _to_jsonschema(extra)
     elif extra is None and not schema.get("x-kubernetes-preserve-unknown-fields"):
         is_object = schema.get("type") == "object" or props or top_level
         if is_object:
@@ -168,26 +183,71 @@ def _allow_null(out: Schema) -> None:
 
 
 def check_schema(schema: Any) -> list[SchemaError]:
-    """Problems with an openAPIV3Schema itself (so requests are never checked with a broken one)."""
-    if not isinstance(schema, dict):
-        return [SchemaError((), "must be an object (a JSON schema)")]
+    """Problems with an openAPIV3Schema itself (so requests are never checked with a broken one):
+    the rules the Kubernetes API server applies to a CRD's schema (bot.schema_structural),
+    then every `default` against its own schema, then what `jsonschema` needs to use it.
+
+    Warnings (severity "warning": patterns promisebot cannot apply) come after the errors;
+    only errors make the schema unusable.
+    """
+    warnings = [SchemaError(path, message, "warning") for path, message in pattern_warnings(schema)]
+    return _schema_errors(schema) + warnings
+
+
+def schema_errors(schema: Any) -> list[SchemaError]:
+    """The errors of `check_schema` (a schema with none can validate and default requests).
+
+    Asked once per request of a Promise, so the answer for the last few schema objects is
+    kept (by identity: loaded schemas are never modified in place)."""
+    key = id(schema)
+    with _ERRORS_LOCK:
+        cached = _ERRORS_CACHE.get(key)
+    if cached is not None and cached[0] is schema:
+        return list(cached[1])
+    errors = [e for e in check_schema(schema) if e.severity == "error"]
+    with _ERRORS_LOCK:
+        if len(_ERRORS_CACHE) >= _ERRORS_CACHE_SIZE:
+            _ERRORS_CACHE.pop(next(iter(_ERRORS_CACHE)))
+        _ERRORS_CACHE[key] = (schema, errors)  # the reference keeps the id from being reused
+    return list(errors)
+
+
+_ERRORS_CACHE: dict[int, tuple[Any, list[SchemaError]]] = {}
+_ERRORS_CACHE_SIZE = 64
+_ERRORS_LOCK = threading.Lock()
+
+
+def _schema_errors(schema: Any) -> list[SchemaError]:
+    issues = structural_errors(schema)
+    if issues:
+        return [SchemaError(path, message) for path, message in issues]
     errors = []
-    if schema.get("type", "object") != "object":
-        errors.append(SchemaError(("type",), "the root of a resource schema must be of type object"))
+    for path, node in default_nodes(schema):
+        default = node["default"]
+        for error in validate(apply_defaults(default, node), node, top_level=False):
+            errors.append(SchemaError((*path, "default", *error.path), f"invalid default: {error.message}"))
+    if errors:
+        return errors
     try:
         jsonschema.Draft4Validator.check_schema(to_jsonschema(schema, top_level=True))
     except jsonschema.SchemaError as exc:
-        errors.append(SchemaError(tuple(exc.absolute_path), f"invalid schema: {exc.message}"))
-    return errors
+        return [SchemaError(tuple(exc.absolute_path), f"invalid schema: {exc.message}")]
+    return []
 
 
 def validate(obj: Any, schema: Schema, *, top_level: bool = True) -> list[SchemaError]:
-    """Every violation of `schema` by `obj` (already defaulted), sorted by field path."""
-    validator = jsonschema.Draft4Validator(to_jsonschema(schema, top_level=top_level),
-                                           format_checker=FORMATS)
+    """Every violation of `schema` by `obj` (already defaulted), sorted by field path.
+
+    Never raises: a schema `jsonschema` cannot apply (check_schema reports those) is one error.
+    """
     errors: list[SchemaError] = []
-    for error in validator.iter_errors(obj):
-        errors.extend(_explain(error))
+    try:
+        validator = jsonschema.Draft4Validator(to_jsonschema(schema, top_level=top_level),
+                                               format_checker=FORMATS)
+        for error in validator.iter_errors(obj):
+            errors.extend(_explain(error))
+    except Exception as exc:  # a broken schema must not crash validation
+        return [SchemaError((), f"the schema cannot be applied ({type(exc).__name__}: {exc})")]
     unique = {(tuple(str(p) for p in e.path), e.message): e for e in errors}
     return sorted(unique.values(), key=lambda e: ([str(p) for p in e.path], e.message))
 

@@ -17,7 +17,7 @@ SETTINGS_FILE = ".promisebot.yaml"
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"
 _BUILTIN_DEFAULTS: dict[str, Any] = {
     "exclude": [],
-    "maxFileBytes": 1048576,
+    "maxFileBytes": 3145728,  # what the Kubernetes API server accepts for one request body
     "runner": {
         "timeoutSeconds": 600,
         "memory": "512Mi",
@@ -101,9 +101,92 @@ class Settings:
                 max_log_bytes=int(r["maxLogBytes"]),
             ),
             secrets_dir=data.get("secretsDir") or os.environ.get("PROMISEBOT_SECRETS_DIR"),
-            state_branch=str(data["stateBranch"]),
+            state_branch=_state_branch(data["stateBranch"]),
             reconcile_interval_seconds=_positive_duration("reconcileInterval", data["reconcileInterval"]),
         )
+
+
+class SettingError(ValueError):
+    """A bad value of one setting; `key` names it (so a caller can point at its line)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.reason = message
+
+
+def _state_branch(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingError("stateBranch", f"must be a branch name (a string), not {value!r}")
+    if message := state_branch_error(value):
+        raise SettingError("stateBranch", message)
+    return value
+
+
+# Branches a platform repo (or a Git state store) is most likely to be reconciled from or
+# written to; bookkeeping commits must never land there.
+RESERVED_STATE_BRANCHES = ("main", "master")
+
+
+def ref_format_error(name: str) -> str | None:
+    """Why `name` is not a valid Git branch name (`git check-ref-format --branch` rules), or None.
+
+    A branch name must not: be empty, "@" or "HEAD"; start with "-"; start or end with "/"
+    or contain "//"; have a component starting with "." or ending with ".lock"; contain
+    "..", "@{", a backslash, an ASCII control character, a space, "~", "^", ":", "?", "*"
+    or "["; end with ".".
+    """
+    if not name:
+        return "must not be empty"
+    if name in ("@", "HEAD"):
+        return f"{name!r} is not allowed as a branch name"
+    if name.startswith("-"):
+        return f"invalid branch name {name!r}: must not start with '-'"
+    bad = next((c for c in name if ord(c) < 0o40 or ord(c) == 0o177 or c in " ~^:?*[\\"), None)
+    if bad is not None:
+        return f"invalid branch name {name!r}: must not contain {bad!r}"
+    for sequence in ("..", "@{", "//"):
+        if sequence in name:
+            return f"invalid branch name {name!r}: must not contain {sequence!r}"
+    if name.startswith("/") or name.endswith("/"):
+        return f"invalid branch name {name!r}: must not start or end with '/'"
+    if name.endswith("."):
+        return f"invalid branch name {name!r}: must not end with '.'"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return f"invalid branch name {name!r}: no '/'-separated part may start with '.'"
+        if part.endswith(".lock"):
+            return f"invalid branch name {name!r}: no '/'-separated part may end with '.lock'"
+    return None
+
+
+def state_branch_error(value: str) -> str | None:
+    """Why `value` cannot be the bookkeeping branch (`stateBranch`), or None: it must be a valid
+    Git branch name and not `main` or `master`."""
+    if not isinstance(value, str):
+        return "must be a branch name (a string)"
+    if message := ref_format_error(value):
+        return message
+    if _branch_name(value) in RESERVED_STATE_BRANCHES:
+        return (f"must not be {value!r}: promisebot commits its bookkeeping there, so it must be a "
+                "branch nothing else uses (default promisebot/state)")
+    return None
+
+
+def state_branch_conflict(state_branch: str, branch: str) -> str | None:
+    """A reason to refuse when `state_branch` (bookkeeping) is the same branch as `branch` (a branch
+    being reconciled, or one a state store writes to); None when they differ.
+
+    Both may be given as `name` or `refs/heads/name`.
+    """
+    if _branch_name(state_branch) != _branch_name(branch):
+        return None
+    return (f"stateBranch {state_branch!r} is also the branch {branch!r} being reconciled or written to; "
+            "bookkeeping commits would mix with it: set stateBranch in .promisebot.yaml to a branch of its own")
+
+
+def _branch_name(ref: str) -> str:
+    return ref.removeprefix("refs/heads/")
 
 
 def _positive_duration(key: str, value: Any) -> float:

@@ -29,6 +29,7 @@ from bot.validate_common import (
 from bot.yamlload import FieldPath
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
+CRD_KIND = "CustomResourceDefinition"
 PIPELINE_TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 MAX_PIPELINE_ID = 60  # <promise>-<type>-<action>-<pipeline> (Kratix webhook)
 MIN_RECONCILIATION_NANOS = 60 * 10**9  # Kratix MinReconciliationInterval
@@ -91,9 +92,13 @@ def _check_api(report: Report, api: Any) -> None:
     """spec.api is a Namespaced CRD with exactly one storage version and valid schemas."""
     if mapping_at(report, api, ("spec", "api")) is None:
         return
-    if api.get("apiVersion") != CRD_API_VERSION or api.get("kind") != "CustomResourceDefinition":
-        report.error(("spec", "api", "kind"), f"spec.api must be a CustomResourceDefinition ({CRD_API_VERSION}), "
-                     f"not {api.get('kind')!r} ({api.get('apiVersion')!r})")
+    # Kratix unmarshals spec.api into an apiextensions.k8s.io/v1 CRD and never reads these two
+    # fields: they must be there (any Kubernetes object has them), other values only warn.
+    for key, expected in (("apiVersion", CRD_API_VERSION), ("kind", CRD_KIND)):
+        value = string_at(report, api.get(key), ("spec", "api", key), required=True)
+        if value and value != expected:
+            report.warn(("spec", "api", key), f"is {value!r}; spec.api is read as an {CRD_API_VERSION} "
+                        f"{CRD_KIND} whatever it says (Kratix ignores this field): write {expected!r}")
     spec = mapping_at(report, api.get("spec"), ("spec", "api", "spec"), required=True)
     if spec is None:
         return
@@ -146,7 +151,7 @@ def _check_versions(report: Report, versions: Any, path: FieldPath) -> None:
             report.error(spath, "required (every version needs a schema)")
             continue
         for err in schema.check_schema(openapi):
-            report.error((*spath, *err.path), err.message)
+            (report.warn if err.severity == "warning" else report.error)((*spath, *err.path), err.message)
     if storage != 1:
         report.error(path, f"exactly one version must be marked storage: true (found {storage})")
 

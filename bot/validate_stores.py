@@ -17,6 +17,7 @@ from bot.model import (
     GIT_STATE_STORE,
     STATE_STORE_KINDS,
     Destination,
+    Ref,
     StateStore,
 )
 from bot.validate_common import (
@@ -48,10 +49,63 @@ _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"
 _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
+ROOT_PATHS = ("", ".", "/", "./")
+
+
 def normalise_path(path: str) -> str:
     """A Destination path as compared for uniqueness: "", ".", "/" and "./" are all the root."""
     cleaned = posixpath.normpath("/" + path.strip()).strip("/")
     return cleaned or "."
+
+
+def path_error(path: Any) -> str | None:
+    """Why `path` (a Destination's or a State Store's `spec.path`) could write outside the place
+    it names, or None when it is safe: a relative "/"-separated path without ".." segments.
+
+    "", ".", "/" and "./" all mean the root (Kratix: 'set Path to "." or "/"'); any
+    other absolute path, a ".." segment (even `x/../prod`, which silently aliases `prod`), a
+    backslash or a NUL character is refused. The engine may call this before writing.
+    """
+    if not isinstance(path, str):
+        return f"must be a string, not {type(path).__name__}"
+    if path in ROOT_PATHS:
+        return None
+    if "\0" in path:
+        return "must not contain a NUL character"
+    if "\\" in path:
+        return f"must use '/' as separator, not a backslash ({path!r})"
+    if path.startswith("/"):
+        return (f"must be a relative path, not the absolute path {path!r} (it is written below the "
+                "state store's root; use '.' or '/' for the root itself)")
+    if ".." in path.split("/"):
+        return f"must not contain '..' segments ({path!r} would leave or alias another directory)"
+    return None
+
+
+def filename_error(name: Any) -> str | None:
+    """Why `name` cannot be an aggregatedYAML Destination's `spec.filepath.filename`, or None.
+
+    It must be a plain file name inside the Destination's directory: no "/" or backslash (so
+    no absolute path and no `../../escape.yaml`), not "." or "..". "" means the default,
+    aggregated.yaml (Kratix's webhook default).
+    """
+    if not isinstance(name, str):
+        return f"must be a string, not {type(name).__name__}"
+    if name == "":
+        return None
+    if "\0" in name:
+        return "must not contain a NUL character"
+    if name.startswith("/"):
+        why = "an absolute path"
+    elif ".." in name.replace("\\", "/").split("/"):
+        why = "a path leaving the Destination's directory"
+    elif "/" in name or "\\" in name:
+        why = "a path with a directory part"
+    elif name in (".", ".."):
+        why = "a directory"
+    else:
+        return None
+    return f"must be a plain file name, not a path ({name!r} is {why})"
 
 
 def check_destination(dest: Destination, report: Report, stores: set[tuple[str, str]]) -> None:
@@ -63,8 +117,8 @@ def check_destination(dest: Destination, report: Report, stores: set[tuple[str, 
         return
     check_keys(report, spec, ("spec",), DESTINATION_SPEC_FIELDS)
     path = string_at(report, spec.get("path"), ("spec", "path"), required=True)
-    if path and ".." in path.replace("\\", "/").split("/"):
-        report.error(("spec", "path"), "must not contain '..'")
+    if path and (message := path_error(path)):
+        report.error(("spec", "path"), message)
     ref = mapping_at(report, spec.get("stateStoreRef"), ("spec", "stateStoreRef"), required=True)
     if ref is not None:
         check_keys(report, ref, ("spec", "stateStoreRef"), ("kind", "name"))
@@ -87,22 +141,28 @@ def check_destination(dest: Destination, report: Report, stores: set[tuple[str, 
 
 
 def _check_filename(report: Report, filepath: dict[str, Any]) -> None:
-    if "filename" not in filepath:
+    """Kratix types filename as an optional string and only uses it (defaulting it to
+    aggregated.yaml) with mode aggregatedYAML; with the other modes it is ignored."""
+    name = filepath.get("filename")
+    if name is None:
         return
     path: FieldPath = ("spec", "filepath", "filename")
-    if filepath.get("mode") != "aggregatedYAML":
-        report.error(path, "filename is only allowed with mode aggregatedYAML")
-        return
-    name = string_at(report, filepath["filename"], path, required=True)
-    if name and ("/" in name or "\\" in name or name in (".", "..")):
-        report.error(path, f"must be a plain file name, not a path ({name!r})")
+    if not isinstance(name, str):
+        report.error(path, f"must be a string, not {type(name).__name__}")
+    elif filepath.get("mode") == "aggregatedYAML" and (message := filename_error(name)):
+        report.error(path, message)
 
 
-def check_destination_paths(destinations: list[Destination], reports: dict[str, Report]) -> None:
-    """Destination paths are unique per state store (Kratix destination webhook)."""
+def check_destination_paths(destinations: list[Destination], reports: dict[str, Report],
+                            stores: dict[Ref, StateStore] | None = None) -> None:
+    """Destination paths are unique per state store (Kratix destination webhook); "", ".", "/",
+    "./x/" and "x" compare equal. With `stores`, two Destinations whose state stores are the same
+    place (Git: url and branch; Bucket: endpoint and bucket) must not resolve to the same
+    `<store path>/<destination path>` either, or they would overwrite each other's files."""
     seen: dict[tuple[str, str, str], Destination] = {}
+    places: dict[tuple[str, ...], Destination] = {}
     for dest in destinations:
-        if not dest.path or not dest.state_store_name:
+        if not dest.path or not dest.state_store_name or path_error(dest.path):
             continue
         key = (dest.state_store_kind, dest.state_store_name, normalise_path(dest.path))
         first = seen.setdefault(key, dest)
@@ -110,6 +170,37 @@ def check_destination_paths(destinations: list[Destination], reports: dict[str, 
             reports[dest.name].error(("spec", "path"), f"path {dest.path!r} is already used in "
                                      f"{dest.state_store_kind}/{dest.state_store_name} by Destination "
                                      f"{first.name} ({first.source})")
+            continue
+        store = (stores or {}).get(Ref(dest.state_store_kind, dest.state_store_name))
+        place = store_location(store, dest.path) if store is not None else None
+        if place is None:
+            continue
+        first = places.setdefault(place, dest)
+        if first is not dest:
+            reports[dest.name].error(("spec", "path"), f"path {dest.path!r} resolves to {place[-1] or '.'!r} "
+                                     f"in the same {place[0]} as Destination {first.name} ({first.source}), "
+                                     f"through {first.state_store_kind}/{first.state_store_name}")
+
+
+def store_location(store: StateStore, dest_path: str) -> tuple[str, ...] | None:
+    """Where a Destination at `dest_path` writes: (what, repository or bucket..., path below its
+    root), or None when the store's own fields are unusable."""
+    spec = store.spec
+    store_path = store.path or ""
+    if path_error(store_path) or path_error(dest_path):
+        return None
+    parts = [p.strip("/") for p in (store_path, dest_path)]
+    joined = posixpath.normpath("/".join(p for p in parts if p not in ("", ".")) or ".")
+    joined = "" if joined == "." else joined
+    if store.kind == GIT_STATE_STORE:
+        url, branch = spec.get("url"), spec.get("branch") or "main"
+        if not isinstance(url, str) or not url or not isinstance(branch, str):
+            return None
+        return ("Git repository branch", url.rstrip("/").removesuffix(".git"), branch, joined)
+    endpoint, bucket = spec.get("endpoint"), spec.get("bucketName")
+    if not isinstance(endpoint, str) or not isinstance(bucket, str) or not endpoint or not bucket:
+        return None
+    return ("bucket", endpoint.rstrip("/"), bucket, joined)
 
 
 def check_state_store(store: StateStore, report: Report) -> None:
@@ -120,7 +211,9 @@ def check_state_store(store: StateStore, report: Report) -> None:
     spec = mapping_at(report, body.get("spec"), ("spec",), required=True)
     if spec is None:
         return
-    string_at(report, spec.get("path"), ("spec", "path"))
+    store_path = string_at(report, spec.get("path"), ("spec", "path"))
+    if store_path and (message := path_error(store_path)):
+        report.error(("spec", "path"), message)
     secret = mapping_at(report, spec.get("secretRef"), ("spec", "secretRef"))
     if secret is not None:
         check_keys(report, secret, ("spec", "secretRef"), ("name", "namespace"))

@@ -178,7 +178,7 @@ def test_a_bad_settings_file_is_a_problem_and_defaults_apply(tmp_path):
     messages = [(p.source.line, p.field, p.message) for p in platform.problems]
     assert (2, "colour", messages[0][2]) == messages[0] and "unknown setting" in messages[0][2]
     assert "using the default settings" in messages[1][2]
-    assert platform.settings.max_file_bytes == 1048576
+    assert platform.settings.max_file_bytes == 3145728
 
 
 def test_a_mistyped_setting_is_reported_and_its_default_kept(tmp_path):
@@ -216,3 +216,18 @@ def test_unknown_revision_is_a_problem_not_a_crash(tmp_path):
     git.Repo.init(tmp_path)
     platform = load_platform(GitTreeSource(tmp_path, "no-such-rev"))
     assert len(platform.problems) == 1 and "cannot read revision" in platform.problems[0].message
+
+
+def test_null_store_fields_and_an_empty_filename_take_their_defaults(tmp_path):
+    _write(tmp_path, {
+        "s.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: GitStateStore\nmetadata: {name: g}\n"
+                  "spec: {url: 'https://x/s.git', branch: null, authMethod: null, path: null}\n",
+        "d.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: Destination\nmetadata: {name: d}\n"
+                  "spec: {path: d, stateStoreRef: {kind: GitStateStore, name: g},\n"
+                  "       filepath: {mode: aggregatedYAML, filename: ''}}\n",
+    })
+    platform = load_platform_dir(tmp_path)
+    g = platform.state_stores[Ref("GitStateStore", "g")]
+    assert (g.spec["branch"], g.spec["authMethod"], g.path) == ("main", "basicAuth", "")
+    assert platform.destinations["d"].filename == "aggregated.yaml"
+    assert validate_platform(platform) == []
