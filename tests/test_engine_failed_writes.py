@@ -5,6 +5,7 @@ Engine tests through the fake runner and real Git repositories on disk (no Docke
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,33 @@ def test_an_output_the_store_refuses_blocks_only_its_own_object(env):
     assert rec.placements[0].pending and rec.placements[0].pending.startswith("refused:")
     assert condition(rec.status, RECONCILED)["status"] != "True"
     assert not report.errors and report.refused  # the store write itself succeeded; the refusal is reported
+
+
+def test_wrong_password_write_is_kept_and_lands_once_fixed(tmp_path, monkeypatch):
+    from git_http import GitHttpServer
+    from reconcile_fixtures import destination, promise
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (tmp_path / "p").mkdir()
+    env = Env(tmp_path / "p", runner=FakeRunner())
+    import shutil
+    shutil.copytree(env.state, served / "state.git")
+    with GitHttpServer(served, "bot", "right-password") as server:
+        store = {"apiVersion": "platform.kratix.io/v1alpha1", "kind": "GitStateStore", "metadata": {"name": "state"},
+                 "spec": {"url": server.url("state.git"), "branch": "main", "authMethod": "basicAuth",
+                          "secretRef": {"name": "git-creds", "namespace": "default"}}}
+        env.write("stores/state.yaml", store)
+        env.write("destinations/dev.yaml", destination("dev"))
+        env.write("promises/redis.yaml", promise("redis"))
+        env.write("requests/r1.yaml", request("Redis", "r1"))
+        env.commit()
+        monkeypatch.setenv("PROMISEBOT_SECRET_DEFAULT_GIT_CREDS_USERNAME", "bot")
+        monkeypatch.setenv("PROMISEBOT_SECRET_DEFAULT_GIT_CREDS_PASSWORD", "wrong-password")
+        failed = env.reconcile()
+        assert failed.errors and "authentication failed" in failed.errors[0]
+        assert "wrong-password" not in repr(env.bookkeeping().pending_writes())
+        monkeypatch.setenv("PROMISEBOT_SECRET_DEFAULT_GIT_CREDS_PASSWORD", "right-password")
+        assert not env.reconcile().errors
+    out = subprocess.run(["git", "show", f"main:{R1}"], cwd=served / "state.git", capture_output=True, text=True)
+    assert out.stdout == "kind: Thing\nname: r1\n"
