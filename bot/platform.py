@@ -149,6 +149,6 @@ def _read_docs(source: PlatformSource, entry: PlatformFile, settings: Settings,
     except FileError as exc:
         problems.append(Problem(Source(entry.path), "", str(exc)))
         return []
-    loaded = load_yaml_bytes(data, entry.path, cap)
+    loaded = load_yaml_bytes(data, entry.path, cap, size=entry.size)
     problems.extend(loaded.problems)
     return loaded.docs

@@ -8,7 +8,6 @@ before it are updated, as Kratix's per-pipeline work-writer does.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from bot.objects import MANUAL_RECONCILIATION_LABEL, is_true, promise_object, re
 from bot.reconcile_plan import MANUAL_SEEN, PAUSED_SEEN, Task, now_utc
 from bot.reconcile_status import CONFIGURE_COMPLETED, set_condition
 from bot.records import ObjectRecord, bounded_logs, now_iso
+from bot.redact import redact
 from bot.settings import RunnerSettings
+from bot.status_merge import copy_data
 from runners.base import Runner, RunnerUnavailable
 from runners.pool import run_bounded
 from runners.workflow import run_workflow
@@ -70,10 +71,10 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     except RunnerUnavailable:
         raise  # nothing can run: the reconcile stops before writing anything
     except Exception as exc:  # noqa: BLE001 - one object's crash must not stop the others
-        out.error = f"{type(exc).__name__}: {exc}"
+        out.error = redact(f"{type(exc).__name__}: {exc}")
         out.failed_pipeline = "(runner)"
         out.logs = [{"pipeline": "(runner)", "container": "", "exitCode": None, "log": "", "reason": out.error}]
-        out.status = copy.deepcopy(status)
+        out.status = copy_data(status)
         set_condition(out.status, CONFIGURE_COMPLETED if task.action == "configure" else "DeleteWorkflowCompleted",
                       "False", "ConfigureWorkflowFailed" if task.action == "configure" else "DeleteWorkflowFailed",
                       f"The workflow could not run: {out.error}")
@@ -90,7 +91,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     out.error = result.error
     out.logs = [
         {"pipeline": p.pipeline, "container": c.name, "exitCode": c.exit_code, "log": c.logs,
-         "reason": failure_reason(c.exit_code, c.error, p.error)}
+         "reason": p.reason if c is p.failed else c.reason}
         for p in result.pipelines if not p.succeeded
         for c in p.containers if not c.succeeded
     ]
@@ -98,15 +99,6 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
         out.logs = [{"pipeline": result.failed_pipeline or "", "container": "", "exitCode": None,
                      "log": "", "reason": result.error}]
     return out
-
-
-def failure_reason(exit_code: int | None, container_error: str | None, pipeline_error: str | None) -> str:
-    """One line saying why a container failed: its own error, else its exit code, else the pipeline's."""
-    if container_error:
-        return container_error
-    if exit_code not in (None, 0):
-        return f"exited with code {exit_code}"
-    return pipeline_error or "did not finish"
 
 
 def run_tasks(

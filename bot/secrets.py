@@ -11,7 +11,9 @@ A secret `{name, namespace}` with keys (e.g. `username`, `password`) is looked u
 A file holding a single line keeps its value without the final newline (so `echo pw > file`
 works); multi-line values (SSH keys, known_hosts) are returned exactly as stored.
 
-Values never appear in errors or `repr`s: wrap them in `Secret`, and pass logs through `redact`.
+Values never appear in errors or `repr`s: wrap them in `Secret`, and pass logs through `redact`
+(the one redaction rule, `bot/redact.py`). Every value resolved here is also registered with
+`bot.redact.register_secret`, so any later `redact`, of any text, replaces it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bot.model import SecretRef
+from bot.redact import REDACTED, register_secret
+from bot.redact import redact as _redact
 
 ENV_PREFIX = "PROMISEBOT_SECRET_"
-REDACTED = "***"
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -62,11 +65,9 @@ def env_var_name(ref: SecretRef, key: str) -> str:
 
 
 def redact(text: str, values: Iterable[str | Secret]) -> str:
-    """`text` with every occurrence of each (non-empty) secret value replaced by `***`."""
-    plain = [v.reveal() if isinstance(v, Secret) else v for v in values]
-    for value in sorted((v for v in plain if v), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
+    """`text` with each (non-empty) secret value in `values`, every value resolved so far and
+    every recognisable credential replaced by `***`: `bot.redact.redact`."""
+    return _redact(text, values)
 
 
 def _check_part(what: str, value: str) -> None:
@@ -102,9 +103,11 @@ class SecretResolver:
             value = path.read_text()
             if value.endswith("\n") and value.count("\n") == 1:
                 value = value[:-1]
+            register_secret(value)
             return Secret(value)
         var = env_var_name(ref, key)
         if var in self._environ:
+            register_secret(self._environ[var])
             return Secret(self._environ[var])
         where = f"the file {path} or " if path is not None else ""
         raise SecretNotFoundError(

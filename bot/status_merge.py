@@ -6,6 +6,10 @@ suspend / retryAfter / message, pipeline entries in `status.kratix.workflows.pip
 Also the controller-side transitions of §1.5b/§4.4 (a pipeline starting resets `message` to
 "Pending"; a failure sets ConfigureWorkflowFailed). Every function returns a new dict and
 never mutates its arguments.
+
+Nothing here recurses over the data: copies are iterative (`copy_data`), so a deeply nested
+status cannot exhaust the stack; `check_incoming` refuses a status.yaml nested deeper than
+`MAX_NESTING_DEPTH` (the limit the YAML loader applies) with a message naming the file.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import goduration
+from bot.yamlload import MAX_NESTING_DEPTH, nesting_message
 
 CONFIGURE_COMPLETED = "ConfigureWorkflowCompleted"
 RECONCILED = "Reconciled"
 DELETE_COMPLETED = "DeleteWorkflowCompleted"
 PENDING = "Pending"
 COMPLETED_MESSAGES = {"resource": "Resource requested", "promise": "Promise configured"}
+_COPY_DEPTH_GUARD = 10_000
 
 
 class StatusError(ValueError):
@@ -43,6 +49,65 @@ class WorkflowControl:
         return self.suspend or self.retry_after_seconds is not None
 
 
+def copy_data(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, scalars), without recursion. Other mutable
+    values (sets, bytearrays from YAML tags) are copied with `copy.deepcopy`. Data nested more
+    than `_COPY_DEPTH_GUARD` levels (or containing itself) raises StatusError."""
+    if isinstance(value, dict):
+        root: Any = {}
+    elif isinstance(value, list):
+        root = []
+    else:
+        return _copy_leaf(value)
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]  # (source container, its empty copy, depth)
+    while stack:
+        source, target, depth = stack.pop()
+        if depth > _COPY_DEPTH_GUARD:
+            raise StatusError(f"status data nested more than {_COPY_DEPTH_GUARD} levels deep (or containing "
+                              "itself); refused")
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, dict):
+                new: Any = {}
+                stack.append((item, new, depth + 1))
+            elif isinstance(item, list):
+                new = []
+                stack.append((item, new, depth + 1))
+            else:
+                new = _copy_leaf(item)
+            if isinstance(target, dict):
+                target[key] = new
+            else:
+                target.append(new)
+    return root
+
+
+def _copy_leaf(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, bytes, datetime)):
+        return value
+    return copy.deepcopy(value)
+
+
+def nesting_depth(value: Any, limit: int | None = None) -> int:
+    """How many dicts/lists deep `value` is (a scalar: 0), without recursion; stops counting
+    once past `limit` (the result is then `limit + 1`)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if limit is not None and depth > limit:
+            return depth
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def timestamp(now: datetime) -> str:
     """RFC 3339, UTC, seconds precision: how Kubernetes writes metav1.Time."""
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -60,7 +125,7 @@ def condition(ctype: str, status: str, reason: str, message: str, now: datetime)
 
 def set_condition(status: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any]:
     """Upsert one condition by type (Kratix updateConditions / meta.SetStatusCondition)."""
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     conditions = [c for c in out.get("conditions") or [] if isinstance(c, dict)]
     for i, c in enumerate(conditions):
         if c.get("type") == cond["type"]:
@@ -84,12 +149,14 @@ def check_incoming(incoming: Any, wtype: str) -> tuple[dict[str, Any], list[str]
     if not isinstance(incoming, dict):
         raise StatusError("/kratix/metadata/status.yaml: must be a mapping of status fields, "
                           f"got {type(incoming).__name__}")
+    if nesting_depth(incoming, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
+        raise StatusError(f"/kratix/metadata/status.yaml: {nesting_message()}")
     if "kratix" in incoming:
         raise StatusError("/kratix/metadata/status.yaml: 'kratix' is a kratix managed status field that "
                           "cannot be updated via workflows; remove update to 'kratix' from the "
                           "'/kratix/metadata/status.yaml' file")
     if wtype != "promise":
-        return copy.deepcopy(incoming), []
+        return copy_data(incoming), []
     extra = sorted(str(k) for k in incoming if k != "message")
     warnings = []
     if extra:
@@ -104,23 +171,23 @@ def merge_statuses(existing: dict[str, Any], incoming: dict[str, Any]) -> dict[s
 
     Kratix's merged condition order is Go-map random; here it is existing order, then new types.
     """
-    out = copy.deepcopy(existing)
+    out = copy_data(existing)
     for key, value in incoming.items():
         old = out.get(key)
         if key == "conditions" and isinstance(old, list) and isinstance(value, list):
             merged: dict[str, Any] = {}
             for cond in [*old, *value]:
                 if isinstance(cond, dict) and isinstance(cond.get("type"), str):
-                    merged[cond["type"]] = copy.deepcopy(cond)
+                    merged[cond["type"]] = copy_data(cond)
             out[key] = list(merged.values())
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = copy_data(value)
     return out
 
 
 def mark_completed(status: dict[str, Any], wtype: str, now: datetime) -> dict[str, Any]:
     """Kratix MarkAsCompleted (§1.5b step 5), applied after the last pipeline."""
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     if out.get("message") == PENDING:
         out["message"] = COMPLETED_MESSAGES[wtype]
     workflows = _workflows(out)
@@ -166,7 +233,7 @@ def has_workflow_status(status: dict[str, Any]) -> bool:
 def init_workflow_status(status: dict[str, Any], pipelines: list[str], now: datetime) -> dict[str, Any]:
     """Controller side, when a configure workflow starts (§4.4): `workflows` counters and
     every pipeline Pending in `status.kratix.workflows.pipelines`."""
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     out["workflows"] = len(pipelines)
     out["workflowsSucceeded"] = 0
     out["workflowsFailed"] = 0
@@ -179,7 +246,7 @@ def mark_pipeline_starting(status: dict[str, Any], pipeline: str, now: datetime)
     """Controller side, as each configure pipeline starts (§1.5b, `setPipelineStartingStatus`):
     message Pending, Reconciled Unknown/WorkflowPending, ConfigureWorkflowCompleted
     False/PipelinesInProgress, pipeline phase Running."""
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     out["message"] = PENDING
     out = set_condition(out, condition(CONFIGURE_COMPLETED, "False", "PipelinesInProgress",
                                        "Pipelines are still in progress", now))
@@ -210,7 +277,7 @@ def apply_workflow_control(status: dict[str, Any], pipeline: str, control: Workf
     """Status-writer side of §1.5c: MarkPipelineAsSuspended or ClearPipelineSuspension,
     plus the controller's Reconciled=Unknown/WorkflowSuspended (and, for delete,
     DeleteWorkflowCompleted=False/DeleteWorkflowSuspended)."""
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     entry = _pipeline_entry(out, pipeline)
     if not control.suspends:
         if entry is not None:
@@ -267,7 +334,7 @@ def _pipeline_entry(status: dict[str, Any], pipeline: str) -> dict[str, Any] | N
 
 
 def _set_phase(status: dict[str, Any], pipeline: str, phase: str, now: datetime) -> dict[str, Any]:
-    out = copy.deepcopy(status)
+    out = copy_data(status)
     entry = _pipeline_entry(out, pipeline)
     if entry is not None:
         entry["phase"] = phase

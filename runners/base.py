@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bot.goduration import parse_seconds
 from bot.model import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, WorkloadGroup
+from bot.redact import redact
 from bot.settings import RunnerSettings
 from bot.status_merge import WorkflowControl
 
@@ -58,22 +59,39 @@ class PipelineJob:
 
 @dataclass(slots=True)
 class ContainerResult:
+    """One container's run. `logs` and `error` are redacted (`bot.redact.redact`) by the runner."""
+
     name: str
     image: str
     exit_code: int | None  # None: never ran to completion (not started, timed out, error)
     logs: str = ""  # stdout+stderr, at most settings.max_log_bytes (the tail is kept)
     oom_killed: bool = False
     timed_out: bool = False
-    error: str | None = None
+    error: str | None = None  # one line; the Docker runner sets it for every failed container
 
     @property
     def succeeded(self) -> bool:
         return self.exit_code == 0 and self.error is None
 
+    @property
+    def reason(self) -> str | None:
+        """Why it failed, one line (None when it succeeded): the error, else its exit code."""
+        if self.error:
+            return one_line(self.error)
+        if self.exit_code == 0:
+            return None
+        if self.exit_code is None:
+            return "did not run to completion (no exit code)"
+        return f"exited with code {self.exit_code}"
+
 
 @dataclass(slots=True)
 class PipelineResult:
-    """What one pipeline produced. For delete, `groups` is always empty (§1.2: output ignored)."""
+    """What one pipeline produced. For delete, `groups` is always empty (§1.2: output ignored).
+
+    A failed pipeline has `error`, one line: `container 'C': <reason>` when a container (or its
+    image) failed, else the reason (output refused, metadata invalid, engine error), and
+    `failed_container` names that container. `describe_failure` formats it with logs."""
 
     pipeline: str
     succeeded: bool
@@ -88,10 +106,68 @@ class PipelineResult:
     status_warnings: list[str] = field(default_factory=list)
     control: WorkflowControl = field(default_factory=WorkflowControl)
     duration_seconds: float = 0.0
+    failed_container: str | None = None  # the container (or image) that failed, if one did
 
     @property
     def timed_out(self) -> bool:
         return any(c.timed_out for c in self.containers)
+
+    @property
+    def failed(self) -> ContainerResult | None:
+        """The container whose failure failed the pipeline (by `failed_container`, else the last
+        container that did not succeed), if it ran."""
+        for c in reversed(self.containers):
+            if c.name == self.failed_container or (self.failed_container is None and not c.succeeded):
+                return c
+        return None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the pipeline failed, one line, without the pipeline and container names
+        (None when it succeeded)."""
+        if self.succeeded:
+            return None
+        container = self.failed
+        name = self.failed_container or (container.name if container else None)
+        if self.error:
+            text = one_line(self.error)
+            prefix = f"container {name!r}: "
+            return text[len(prefix):] if name and text.startswith(prefix) else text
+        if container is not None:
+            return container.reason
+        return "failed (no reason given)"
+
+
+def failure_line(result: PipelineResult) -> str:
+    """`pipeline P, container C: <reason>` (or `pipeline P: <reason>` when no container is to
+    blame), one line, redacted; "" for a pipeline that succeeded."""
+    if result.succeeded:
+        return ""
+    container = result.failed_container or (result.failed.name if result.failed else None)
+    who = f"pipeline {result.pipeline}" + (f", container {container}" if container else "")
+    return redact(f"{who}: {result.reason}")
+
+
+def describe_failure(result: PipelineResult, log_lines: int = 10) -> str:
+    """`failure_line(result)`, then the last `log_lines` lines of the failed container's logs
+    under `  last N log lines:` as `    | line` (nothing when it printed nothing); redacted.
+    "" for a pipeline that succeeded. For `promisebot test`, plan, reconcile and status."""
+    line = failure_line(result)
+    if not line:
+        return ""
+    container = result.failed
+    logs = container.logs if container is not None else ""
+    tail = logs.rstrip("\n").splitlines()[-log_lines:] if log_lines > 0 and logs.strip() else []
+    if not tail:
+        return line
+    heading = f"  last {len(tail)} log line{'s' * (len(tail) != 1)}:"
+    return "\n".join([line, heading, *(f"    | {redact(t)}" for t in tail)])
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: lines joined with "; ", runs of blanks collapsed."""
+    parts = [" ".join(part.split()) for part in text.splitlines()]
+    return "; ".join(p for p in parts if p)
 
 
 class Runner(Protocol):

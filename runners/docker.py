@@ -13,7 +13,10 @@ no host bind mounts, so promisebot can itself run in a container or use a remote
   with the eleven KRATIX_* variables then their own `env`; the first non-zero exit stops the run.
 
 Safety: wall-clock deadline per pipeline, memory/CPU/pids limits, never privileged, all
-capabilities dropped, no-new-privileges, configurable network, bounded logs. Every container
+capabilities dropped, no-new-privileges, configurable network, bounded logs. Logs and errors
+are redacted here, at the source (`bot.redact.redact`, with the values of each container's
+secret-looking `env` entries), so no result carries a credential; every failure carries a
+one-line reason (`PipelineResult.error`, `ContainerResult.error`). Every container
 and volume is named after the run and labelled `promisebot.run=<id>`, and removed on success,
 failure, timeout and interruption (`abort` removes those of runs still in progress).
 """
@@ -38,27 +41,34 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
+from bot.redact import redact, secret_env_values
 from bot.status_merge import StatusError
 from bot.workloads import SelectorsError, group_workloads
+from bot.yamlload import nesting_message
 from runners.base import (
     OWNER_LABEL,
     PULL_POLICIES,
     RUN_LABEL,
     SESSION_LABEL,
+    TIMEOUT_ANNOTATION,
     ContainerResult,
     PipelineJob,
     PipelineResult,
     PipelineSpecError,
     RunnerUnavailable,
     container_env,
+    one_line,
 )
-from runners.outputs import Limits, OutputRejected, parse_metadata, read_kratix_archive
+from runners.outputs import METADATA_CAP, Limits, OutputRejected, parse_metadata, read_kratix_archive
 
 HOLDER_IMAGE = "promisebot/kratix-dirs:1"
 KRATIX_DIRS = {"input": "/kratix/input", "output": "/kratix/output", "metadata": "/kratix/metadata"}
 PIDS_LIMIT = 1024
 METADATA_MAX_BYTES = 10 * 1024 * 1024
 METADATA_MAX_FILES = 1000
+# Logs are redacted over this many bytes more than are kept, so a secret cut by the truncation
+# is seen whole (and redacted) before it is cut.
+LOG_REDACTION_MARGIN = 16384
 
 
 class RunnerAborted(RuntimeError):
@@ -67,6 +77,10 @@ class RunnerAborted(RuntimeError):
 
 class ImageError(RuntimeError):
     """An image is missing or cannot be pulled under its imagePullPolicy."""
+
+    def __init__(self, message: str, container: str | None = None) -> None:
+        super().__init__(message)
+        self.container = container
 
 
 class DockerRunner:
@@ -118,17 +132,29 @@ class DockerRunner:
                 raise RunnerAborted("the runner was aborted")
             self._active[run_id] = []
             self._pending[run_id] = []
+        secrets = [v for c in job.pipeline.containers for v in secret_env_values(c.env or [])]
         try:
-            self._run(job, run_id, result, started + job.timeout)
-        except (PipelineSpecError, ImageError, OutputRejected, StatusError, SelectorsError) as exc:
+            self._run(job, run_id, result, started + job.timeout, secrets)
+        except ImageError as exc:
+            result.succeeded, result.error, result.failed_container = False, str(exc), exc.container
+            if exc.container is not None:
+                result.error = f"container {exc.container!r}: {exc}"
+        except (PipelineSpecError, OutputRejected, StatusError, SelectorsError) as exc:
             result.succeeded, result.error = False, str(exc)
         except (APIError, DockerException, requests.RequestException) as exc:
             if self._aborted:
                 raise RunnerAborted("the runner was aborted") from exc
             result.succeeded, result.error = False, f"Docker engine error: {_explain(exc)}"
+            if result.failed_container is not None:
+                result.error = f"container {result.failed_container!r}: {result.error}"
+        except RecursionError:  # not expected: YAML is depth-checked when read (bot/yamlload.py)
+            result.succeeded, result.error = False, f"the object or a metadata file: {nesting_message()}"
         finally:
             result.duration_seconds = time.monotonic() - started
             self._defer_cleanup(run_id)
+        if result.succeeded:
+            result.failed_container = None
+        _redact_result(result, secrets)
         return result
 
     def close(self) -> None:
@@ -175,13 +201,17 @@ class DockerRunner:
 
     # -- one pipeline -------------------------------------------------------------------------
 
-    def _run(self, job: PipelineJob, run_id: str, result: PipelineResult, deadline: float) -> None:
+    def _run(self, job: PipelineJob, run_id: str, result: PipelineResult, deadline: float,
+             secrets: list[str]) -> None:
         pipeline = job.pipeline
         if not pipeline.containers:
             raise PipelineSpecError(f"{pipeline.source}: pipeline {pipeline.name!r} has no containers")
         envs = [container_env(job, i) for i in range(len(pipeline.containers))]
         for c in pipeline.containers:
-            self._ensure_image(c.image, c.image_pull_policy)
+            try:
+                self._ensure_image(c.image, c.image_pull_policy)
+            except ImageError as exc:
+                raise ImageError(str(exc), c.name) from None
         self._ensure_holder_image()
 
         labels = self._labels(run_id)
@@ -213,20 +243,22 @@ class DockerRunner:
 
         last = len(pipeline.containers) - 1
         for index, container in enumerate(pipeline.containers):
-            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded,
+            result.failed_container = container.name  # until it succeeds (an engine error blames it)
+            outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded, secrets,
                                           on_success=prefetch if index == last else None)
             result.containers.append(outcome)
             if not outcome.succeeded:
-                result.error = f"container {container.name!r}: {outcome.error or f'exited with code {outcome.exit_code}'}"
+                result.error = f"container {container.name!r}: {outcome.reason}"
                 for future in fetched:  # not read: release the connection
                     future.result()[0].close()
                 return
+        result.failed_container = None
 
         settings = job.settings
         stream, _ = fetched[0].result() if fetched else self.client.api.get_archive(holder, "/kratix")
         output_limits = Limits(settings.max_output_bytes, settings.max_output_files)
         out, meta = read_kratix_archive(stream, output_limits if job.action == "configure" else None,
-                                        Limits(METADATA_MAX_BYTES, METADATA_MAX_FILES))
+                                        Limits(METADATA_MAX_BYTES, METADATA_MAX_FILES, METADATA_CAP, METADATA_CAP))
         result.metadata_files = meta.files
         metadata = parse_metadata(meta, job.wtype, job.action, METADATA_MAX_BYTES)
         result.status, result.status_warnings, result.control = (
@@ -239,14 +271,14 @@ class DockerRunner:
         result.succeeded = True
 
     def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
-                       mounts: list[Mount], deadline: float, loaded: Future[Any],
+                       mounts: list[Mount], deadline: float, loaded: Future[Any], secrets: list[str],
                        on_success: Callable[[], None] | None = None) -> ContainerResult:
         """Run one step to completion. `on_success` is called as soon as the step exits 0."""
         spec = job.pipeline.containers[index]
         settings = job.settings
         outcome = ContainerResult(name=spec.name, image=spec.image, exit_code=None)
         name = f"pb-{run_id}-{index}"
-        log_cap = max(settings.max_log_bytes, 65536)
+        log_cap = max(settings.max_log_bytes + LOG_REDACTION_MARGIN, 65536)  # the engine keeps at least this
         self._track(run_id, "container", name)
         self.client.api.create_container(
             spec.image,
@@ -290,32 +322,42 @@ class DockerRunner:
             self.client.api.kill(name)
             self.client.api.wait(name, timeout=30)
             outcome.timed_out = True
-            outcome.error = f"timed out: the pipeline exceeded its {job.timeout:g}s wall-clock limit"
+            outcome.error = (f"timed out: the pipeline exceeded its {job.timeout:g}s wall-clock limit "
+                             f"(runner.timeoutSeconds, or the Promise's {TIMEOUT_ANNOTATION} annotation); "
+                             "the container was killed")
         self._check_aborted()
         state = self.client.api.inspect_container(name)["State"]
         outcome.exit_code = state.get("ExitCode")
-        outcome.logs = self._logs(name, settings.max_log_bytes)
+        outcome.logs = self._logs(name, settings.max_log_bytes, secrets)
         if state.get("OOMKilled") and not outcome.timed_out:
             outcome.oom_killed = True
-            outcome.error = (f"killed: out of memory (exceeded the {settings.memory_bytes}-byte memory limit, "
-                             f"exit code {outcome.exit_code})")
+            outcome.error = (f"killed: out of memory (exceeded the {_mebibytes(settings.memory_bytes)} memory "
+                             f"limit, runner.memory; exit code {outcome.exit_code})")
+        elif outcome.error is None and outcome.exit_code != 0:
+            outcome.error = f"exited with code {outcome.exit_code}"
         # Removed while the next step goes on; `_cleanup` waits for it (and retries if it failed).
         self._pending[run_id].append(self._background.submit(self._remove, run_id, "container", name))
         return outcome
 
-    def _logs(self, name: str, limit: int) -> str:
-        """stdout+stderr, keeping the last `limit` bytes."""
+    def _logs(self, name: str, limit: int, secrets: list[str]) -> str:
+        """stdout+stderr, redacted, keeping the last `limit` bytes. Redaction runs before the
+        cut, over `LOG_REDACTION_MARGIN` more bytes, so a secret is never kept in part."""
+        window = limit + LOG_REDACTION_MARGIN
         kept = bytearray()
         dropped = 0
         for chunk in _chunks(self.client.api.logs(name, stdout=True, stderr=True, stream=True, follow=False)):
             kept += chunk
-            if len(kept) > 2 * limit:
-                dropped += len(kept) - limit
-                del kept[: len(kept) - limit]
-        if len(kept) > limit:
-            dropped += len(kept) - limit
-            del kept[: len(kept) - limit]
-        text = kept.decode("utf-8", errors="replace")
+            if len(kept) > 2 * window:
+                dropped += len(kept) - window
+                del kept[: len(kept) - window]
+        if len(kept) > window:
+            dropped += len(kept) - window
+            del kept[: len(kept) - window]
+        data = redact(kept.decode("utf-8", errors="replace"), secrets).encode()
+        if len(data) > limit:
+            dropped += len(data) - limit
+            data = data[len(data) - limit:]
+        text = data.decode("utf-8", errors="ignore")
         return f"[... {dropped} earlier bytes of logs dropped]\n{text}" if dropped else text
 
     # -- images -------------------------------------------------------------------------------
@@ -331,7 +373,7 @@ class DockerRunner:
             except ImageNotFound:
                 if policy == "Never":
                     raise ImageError(f"image {image!r} is not present on the Docker engine and its "
-                                     "imagePullPolicy is Never") from None
+                                     "imagePullPolicy is Never (build or load it there first)") from None
         repo, tag = parse_repository_tag(image)
         try:
             self.client.api.pull(repo, tag=tag or "latest")
@@ -450,4 +492,18 @@ def _chunks(stream: Any) -> Iterator[bytes]:
 
 
 def _explain(exc: Exception) -> str:
-    return str(getattr(exc, "explanation", None) or exc)
+    return one_line(str(getattr(exc, "explanation", None) or exc))
+
+
+def _mebibytes(n: int) -> str:
+    return f"{n // 1048576}Mi" if n % 1048576 == 0 else f"{n}-byte"
+
+
+def _redact_result(result: PipelineResult, secrets: list[str]) -> None:
+    """Logs and errors redacted (`bot.redact.redact`); errors on one line."""
+    for c in result.containers:
+        c.logs = redact(c.logs, secrets)  # already redacted when read; cheap, and idempotent
+        if c.error:
+            c.error = one_line(redact(c.error, secrets))
+    if result.error:
+        result.error = one_line(redact(result.error, secrets))

@@ -3,7 +3,9 @@
 The engine hands back a tar stream (Docker's archive API of `/kratix`). It is read as a stream,
 member by member, straight into memory: nothing is ever extracted to host paths. Output is
 all-or-nothing: a symlink, hard link, device file, FIFO, path escaping the output directory,
-or a total over the caps rejects the whole output with an error naming the file.
+a file name with a backslash, or a total over the caps rejects the whole output with an error
+naming the file, the real sizes and the cap that applied (and the setting behind it).
+Metadata YAML is read with `bot.yamlload.load_first_document` (nesting, alias and size caps).
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from bot.status_merge import StatusError, WorkflowControl, check_incoming, parse_workflow_control
 from bot.workloads import DirectorySelector, SelectorsError, parse_destination_selectors
+from bot.yamlload import YamlLoadError, load_first_document
 
 OUTPUT_DIR = "/kratix/output"
 METADATA_DIR = "/kratix/metadata"
@@ -26,7 +27,9 @@ STATUS_FILE = "status.yaml"
 SELECTORS_FILE = "destination-selectors.yaml"
 CONTROL_FILE = "workflow-control.yaml"
 KRATIX_METADATA_FILES = (STATUS_FILE, SELECTORS_FILE, CONTROL_FILE)
-MAX_YAML_NODES = 100_000
+OUTPUT_BYTES_CAP = "the runner.maxOutputBytes setting"
+OUTPUT_FILES_CAP = "the runner.maxOutputFiles setting"
+METADATA_CAP = f"promisebot's fixed cap for {METADATA_DIR}, not a setting"
 
 
 class OutputRejected(ValueError):
@@ -46,6 +49,8 @@ class Tree:
 class Limits:
     max_bytes: int
     max_files: int
+    bytes_cap: str = OUTPUT_BYTES_CAP  # what sets max_bytes, for messages
+    files_cap: str = OUTPUT_FILES_CAP
 
 
 @dataclass(slots=True)
@@ -105,7 +110,7 @@ def read_kratix_archive(chunks: Iterable[bytes], output: Limits | None, metadata
 
 def _relative(name: str, root: str) -> str | None:
     """Member name relative to `root`, or None when it is absolute or escapes it."""
-    if name.startswith("/") or "\\" in name:
+    if name.startswith("/"):
         return None
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts or not parts or parts[0] != root:
@@ -128,10 +133,16 @@ def _add(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, tree: Tree, li
                 else "not a regular file")
         target = f" (to {member.linkname})" if member.issym() or member.islnk() else ""
         raise OutputRejected(f"{shown}: is {kind}{target}; only regular files are allowed")
+    if strict and "\\" in rel:
+        raise OutputRejected(f"{shown}: the file name contains a backslash ('\\'), which promisebot does not accept "
+                             "in output paths (state stores refuse it: Windows and many tools read it as a "
+                             "directory separator); rename the file")
     if len(tree.files) + 1 > limits.max_files:
-        raise OutputRejected(f"{shown}: more than {limits.max_files} files in {where} (the cap, maxOutputFiles)")
-    if tree.total_bytes + member.size > limits.max_bytes:
-        raise OutputRejected(f"{shown}: {where} exceeds {limits.max_bytes} bytes (the cap, maxOutputBytes)")
+        raise OutputRejected(f"{shown}: more than {limits.max_files} files in {where} (the cap: {limits.files_cap})")
+    total = tree.total_bytes + member.size
+    if total > limits.max_bytes:
+        raise OutputRejected(f"{shown}: {member.size} bytes, which takes {where} to {total} bytes, over the "
+                             f"{limits.max_bytes}-byte cap ({limits.bytes_cap})")
     fh = tar.extractfile(member)
     data = fh.read() if fh is not None else b""
     tree.files[rel] = data
@@ -157,35 +168,18 @@ def parse_metadata(tree: Tree, wtype: str, action: str, max_yaml_bytes: int) -> 
 
 
 def _yaml(data: bytes, name: str, max_bytes: int, error: type[ValueError]) -> Any:
-    """The first YAML document, safely: size cap, UTF-8, and a cap on alias expansion (billion
-    laughs). Like Kratix's sigs.k8s.io/yaml, later documents are never read."""
+    """The first YAML document, safely (`bot.yamlload.load_first_document`: nesting depth,
+    alias expansion); a size cap and UTF-8 checked first. Like Kratix's sigs.k8s.io/yaml, later
+    documents are never read."""
     path = f"{METADATA_DIR}/{name}"
     if len(data) > max_bytes:
-        raise error(f"{path}: {len(data)} bytes, over the {max_bytes}-byte cap")
+        raise error(f"{path}: {len(data)} bytes, over the {max_bytes}-byte cap ({METADATA_CAP})")
     try:
-        loader = yaml.SafeLoader(data.decode("utf-8"))
-        try:
-            node = loader.get_node() if loader.check_node() else None
-            if node is None:
-                return None
-            if _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
-                raise error(f"{path}: too many YAML nodes once aliases are expanded (over {MAX_YAML_NODES})")
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from None
-
-
-def _expanded_size(node: yaml.Node, limit: int) -> int:
-    """Node count with aliases expanded, stopping as soon as it passes `limit`."""
-    count, stack = 0, [node]
-    while stack and count <= limit:
-        current = stack.pop()
-        count += 1
-        if isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))
-    return count
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not valid UTF-8 (at byte {exc.start})") from None
+    try:
+        return load_first_document(text)
+    except YamlLoadError as exc:
+        where = "" if "(line " in str(exc) else f", line {exc.line}"
+        raise error(f"{path}{where}: {exc}") from None

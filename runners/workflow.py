@@ -11,7 +11,6 @@ pipeline. Delete: only the first pipeline, its output ignored.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,16 @@ from typing import Any
 from bot import status_merge as sm
 from bot.model import Promise, ResourceRequest, Work
 from bot.settings import RunnerSettings
-from runners.base import PipelineJob, PipelineResult, PipelineSpecError, Runner, kratix_env, pipeline_timeout
+from bot.yamlload import MAX_NESTING_DEPTH
+from runners.base import (
+    PipelineJob,
+    PipelineResult,
+    PipelineSpecError,
+    Runner,
+    failure_line,
+    kratix_env,
+    pipeline_timeout,
+)
 
 PROMISE_NAME_LABEL = "kratix.io/promise-name"
 
@@ -37,7 +45,7 @@ class WorkflowResult:
     retry_after_seconds: float | None = None
     failed_pipeline: str | None = None
     resume_index: int | None = None  # suspended: index of the pipeline to re-run on resume (§1.5c)
-    error: str | None = None
+    error: str | None = None  # one line: `failure_line` of the failed pipeline, or why none could run
 
 
 def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: str, action: str,
@@ -48,11 +56,16 @@ def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: s
     `start_at` resumes a suspended configure workflow at that pipeline (§1.5c): earlier
     pipelines are not re-run and their entries in `status.kratix.workflows` are kept.
     """
-    result = WorkflowResult(wtype, action, status=copy.deepcopy(obj.get("status") or {}))
+    result = WorkflowResult(wtype, action, status=sm.copy_data(obj.get("status") or {}))
     pipelines = promise.pipelines(wtype, action)
     if action == "delete":
         pipelines = pipelines[:1]  # Kratix: "only the first will be used"
     if not pipelines:
+        return result
+    if sm.nesting_depth(obj, MAX_NESTING_DEPTH + 1) > MAX_NESTING_DEPTH + 1:  # +1: the object wraps spec, status
+        result.succeeded = False
+        result.error = (f"the object's spec or status is nested more than {MAX_NESTING_DEPTH} levels deep "
+                        f"(promisebot's limit is {MAX_NESTING_DEPTH} levels); no pipeline was run")
         return result
     try:
         timeout = pipeline_timeout(promise, settings)
@@ -80,7 +93,7 @@ def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: s
         result.pipelines.append(outcome)
         if not outcome.succeeded:
             result.succeeded, result.failed_pipeline = False, pipeline.name
-            result.error = f"pipeline {pipeline.name!r} failed: {outcome.error}"
+            result.error = failure_line(outcome)
             result.status = sm.mark_pipeline_failed(result.status, pipeline.name, action, now())
             return result
         result.status = sm.merge_statuses(result.status, outcome.status or {})
@@ -101,8 +114,8 @@ def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: s
 
 
 def _object_for(obj: dict[str, Any], status: dict[str, Any], promise: str, wtype: str) -> dict[str, Any]:
-    out = copy.deepcopy(obj)
-    out["status"] = copy.deepcopy(status)
+    out = sm.copy_data(obj)
+    out["status"] = sm.copy_data(status)
     if wtype == "resource":
         md = out.setdefault("metadata", {})
         md["labels"] = {**(md.get("labels") or {}), PROMISE_NAME_LABEL: promise}

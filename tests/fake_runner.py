@@ -36,8 +36,9 @@ class FakeRunner:
         container = job.pipeline.containers[0]
         if promise in self.failing:
             log = self.logs.get(promise, "boom\n")
-            return PipelineResult(job.pipeline.name, False, error=f"container {container.name} exited with code 1",
-                                  containers=[ContainerResult(container.name, container.image, 1, log)])
+            return PipelineResult(job.pipeline.name, False, error=f"container {container.name!r}: exited with code 1",
+                                  containers=[ContainerResult(container.name, container.image, 1, log)],
+                                  failed_container=container.name)
         result = PipelineResult(job.pipeline.name, True,
                                 containers=[ContainerResult(container.name, container.image, 0, "")])
         if job.action == "configure":

@@ -110,6 +110,8 @@ def test_runs_a_workflow_and_shows_everything(tmp_path):
     failed = subprocess.run(cli(*args, "--action", "delete"), cwd=ROOT, capture_output=True, text=True)
     assert failed.returncode == 1
     assert "exit code 4" in failed.stdout and "cannot delete" in failed.stdout and "workflow FAILED" in failed.stdout
+    assert "error: pipeline remove, container fail: exited with code 4\n" in failed.stdout
+    assert "exit code None" not in failed.stdout
 
     missing = subprocess.run(cli("--promise", str(tmp_path / "nope.yaml"), "--request", args[3]), cwd=ROOT,
                              capture_output=True, text=True)
@@ -161,3 +163,31 @@ def test_a_killed_process_leftovers_are_swept_by_the_next_runner(tmp_path):
     proc.communicate(timeout=60)
     assert DockerRunner().sweep_orphans() == 0  # the constructor already swept them
     assert _left(docker.from_env(), run_id) == ([], [])
+
+
+ENV_PIPELINE = PIPELINE.replace("                command: [sh, -c]\n", """\
+                env:
+                  - {{name: GITHUB_TOKEN, value: "{token}"}}
+                  - {{name: PLAIN, value: shown-value}}
+                command: [sh, -c]
+""")
+
+
+def test_deep_status_and_secrets_are_reported_cleanly(tmp_path):
+    # Issue 6: a 500-level status.yaml crashed `promisebot test` with a RecursionError traceback.
+    # Issue 8: a token given as an env value was printed as is.
+    token = "ghp_" + "k7" * 18
+    script = ('echo "token $GITHUB_TOKEN plain $PLAIN"; i=0; s=""; while [ $i -lt 500 ]; do echo "${s}a:"; '
+              's="$s "; i=$((i+1)); done > /kratix/metadata/status.yaml')
+    configure = ENV_PIPELINE.format(name="deep", container="nest", script=script, token=token)
+    delete = PIPELINE.format(name="remove", container="fail", script="exit 4")
+    (tmp_path / "promise.yaml").write_text(PROMISE.format(configure=configure, delete=delete))
+    (tmp_path / "request.yaml").write_text(REQUEST)
+    done = subprocess.run(cli("--promise", str(tmp_path / "promise.yaml"), "--request", str(tmp_path / "request.yaml")),
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "RecursionError" not in done.stdout + done.stderr
+    assert ("error: pipeline deep: /kratix/metadata/status.yaml, line 101: nesting too deep: more than 100 levels "
+            "of nested mappings and lists (promisebot's limit is 100 levels); refused") in done.stdout
+    assert token not in done.stdout + done.stderr
+    assert "token *** plain shown-value" in done.stdout

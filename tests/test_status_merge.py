@@ -109,3 +109,46 @@ def test_suspend_retry_and_clear_pipeline_entry():
     deleting = sm.apply_workflow_control({}, "d", sm.WorkflowControl(suspend=True), "delete", NOW)
     assert {c["type"]: c for c in deleting["conditions"]}["DeleteWorkflowCompleted"]["reason"] == \
         "DeleteWorkflowSuspended"
+
+
+def _deep(depth, leaf="x"):
+    value = leaf
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_merge_and_marks_do_not_recurse_on_deep_data():
+    # Issue 6: copying a deeply nested status raised RecursionError (a blank message in records).
+    deep = _deep(5000)
+    merged = sm.merge_statuses({"old": deep}, {"new": [deep]})
+    assert sm.nesting_depth(merged) == 5002
+    status = sm.mark_pipeline_starting(sm.init_workflow_status(merged, ["p"], NOW), "p", NOW)
+    status = sm.mark_pipeline_failed(status, "p", "configure", NOW)
+    assert sm.nesting_depth(status["old"]) == 5000 and status["old"] is not deep
+
+
+def test_copy_data_is_a_deep_copy():
+    source = {"a": [1, {"b": [2, 3]}], "c": None, "s": {4, 5}}
+    copied = sm.copy_data(source)
+    assert copied == source
+    copied["a"][1]["b"].append(9)
+    copied["s"].add(6)
+    assert source == {"a": [1, {"b": [2, 3]}], "c": None, "s": {4, 5}}
+    looped: dict = {}
+    looped["self"] = looped
+    with pytest.raises(sm.StatusError, match="nested more than 10000 levels deep"):
+        sm.copy_data(looped)
+
+
+def test_nesting_depth():
+    assert sm.nesting_depth("x") == 0 and sm.nesting_depth({}) == 1 and sm.nesting_depth([[], {"a": [1]}]) == 3
+    assert sm.nesting_depth(_deep(10_000), limit=100) == 101
+
+
+def test_status_deeper_than_the_yaml_limit_is_refused_naming_the_file():
+    assert sm.check_incoming(_deep(100), "resource")[0] == _deep(100)
+    with pytest.raises(sm.StatusError) as err:
+        sm.check_incoming(_deep(101), "resource")
+    assert str(err.value) == ("/kratix/metadata/status.yaml: nesting too deep: more than 100 levels of nested "
+                              "mappings and lists (promisebot's limit is 100 levels); refused")

@@ -1,8 +1,21 @@
 """Safe YAML loading: lines per field, and every hostile input reported, never a crash or hang."""
 
-import pytest
+import datetime
+import time
 
-from bot.yamlload import MAX_ALIAS_EXPANSION, format_path, load_yaml_bytes, parse_path
+import pytest
+import yaml
+
+from bot import yamlload
+from bot.yamlload import (
+    MAX_ALIAS_EXPANSION,
+    MAX_NESTING_DEPTH,
+    YamlLoadError,
+    format_path,
+    load_first_document,
+    load_yaml_bytes,
+    parse_path,
+)
 
 CAP = 1 << 20
 
@@ -94,13 +107,81 @@ def test_recursive_alias_is_refused():
     assert "recursive YAML alias" in _only_problem("a: &x\n  - *x\n").message
 
 
-def test_deep_nesting_is_reported_not_a_crash():
-    assert "nesting too deep" in _only_problem("[" * 3000 + "]" * 3000).message
+DEEP_MESSAGE = ("nesting too deep: more than 100 levels of nested mappings and lists (promisebot's limit is "
+                "100 levels); refused")
+
+
+class _PurePythonLoader(yaml.SafeLoader):
+    """The loader PyYAML gives without libyaml (no C nesting limit, a recursive composer)."""
+
+
+_PurePythonLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def parser(request, monkeypatch):
+    """Both parsers PyYAML may give: libyaml (whose newer versions have their own nesting limit,
+    with another message) and the pure-Python one."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(yamlload, "_Loader", _PurePythonLoader)
+        monkeypatch.setattr(yamlload, "_SafeLoader", yaml.SafeLoader)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML without libyaml")
+    return request.param
+
+
+def _block(depth):
+    return "".join("  " * i + "a:\n" for i in range(depth)) + "  " * depth + "x\n"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("[" * 3000 + "]" * 3000, 1),  # libyaml >= 0.2.5 in PyYAML 6.0.4 wheels fires its own limit at 1000
+    ("[" * 500 + "]" * 500, 1),  # below libyaml's limit: a RecursionError in PyYAML's composers
+    (_block(500), 101),
+    ("- " * 101 + "x\n", 1),
+])
+def test_deep_nesting_is_reported_not_a_crash(parser, text, line):
+    problem = _only_problem(text)
+    assert problem.message == DEEP_MESSAGE
+    assert problem.source.line == line
+    with pytest.raises(YamlLoadError, match="nesting too deep: more than 100 levels") as err:
+        load_first_document(text)
+    assert err.value.line == line
+
+
+def test_nesting_up_to_the_limit_is_fine(parser):
+    doc = _load(_block(MAX_NESTING_DEPTH)).docs[0]
+    assert doc.line_of("a" + ".a" * 99) == 100
+    assert load_first_document(_block(MAX_NESTING_DEPTH))["a"]["a"]["a"] is not None
+
+
+def test_aliases_nesting_past_the_limit_are_refused(parser):
+    # 60 + 50 written levels, each under the limit, but 110 once the alias is expanded
+    text = "a0: &a0 " + "[" * 60 + "x" + "]" * 60 + "\na1: " + "[" * 50 + "*a0" + "]" * 50 + "\n"
+    assert _only_problem(text).message == DEEP_MESSAGE.replace("lists (", "lists once aliases are expanded (")
+    with pytest.raises(YamlLoadError, match="once aliases are expanded"):
+        load_first_document(text)
+
+
+def test_a_chain_of_merge_keys_is_refused_not_a_crash(parser):
+    text = "a0: &a0 {x: 1}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}}}\n" for i in range(1, 3000))
+    assert "nesting too deep" in _only_problem(text).message
 
 
 def test_size_cap():
     problem = _only_problem("a: " + "x" * 100 + "\n", cap=50)
-    assert "over the 50-byte cap" in problem.message
+    assert problem.message == "file is 104 bytes, over the 50-byte cap (the maxFileBytes setting); not parsed"
+
+
+def test_size_cap_on_a_file_read_only_up_to_the_cap_does_not_invent_a_size():
+    # Issue 10: callers read cap + 1 bytes of a 3,000,092-byte file; it was reported as "1048577 bytes".
+    cap = 1_048_576
+    head = b"a" * (cap + 1)
+    problem = load_yaml_bytes(head, "big.yaml", cap).problems[0]
+    assert problem.message == ("file is more than 1048576 bytes, over the 1048576-byte cap (the maxFileBytes "
+                               "setting); not parsed")
+    problem = load_yaml_bytes(head, "big.yaml", cap, size=3_000_092).problems[0]
+    assert problem.message.startswith("file is 3000092 bytes, over the 1048576-byte cap")
 
 
 def test_binary_content_is_reported():
@@ -137,3 +218,28 @@ def test_a_non_mapping_document_is_reported_and_the_others_kept():
         (3, "document 2 is a list"),
         (5, "document 3 is a scalar"),
     ]
+
+
+def test_duplicate_anchor_names_both_lines(parser):
+    problem = _only_problem("a: &x 1\nb: &x 2\n")
+    assert problem.message == "malformed YAML: found duplicate anchor 'x' (first defined on line 1) (line 2, column 4)"
+    assert problem.source.line == 2
+
+
+def test_first_document_only_and_safe_types():
+    assert load_first_document("a: 1\nwhen: 2024-01-02\n---\n[") == {"a": 1, "when": datetime.date(2024, 1, 2)}
+    assert load_first_document("") is None and load_first_document("# nothing\n") is None
+    assert load_first_document("---\n") is None
+    with pytest.raises(YamlLoadError, match="recursive YAML alias"):
+        load_first_document("a: &x [*x]\n")
+    with pytest.raises(YamlLoadError, match=r"malformed YAML: .*\(line 2, column 1\)"):
+        load_first_document("a: [\n")
+
+
+def test_a_big_document_without_aliases_loads_in_linear_time():
+    # Issue 10: 300k plain keys (3.3 MB) are not an alias bomb; composing them took 23 s.
+    text = "".join(f"k{i:06d}: v\n" for i in range(300_000))
+    started = time.monotonic()
+    result = _load(text, cap=10 << 20)
+    assert result.problems == [] and len(result.docs[0].data) == 300_000
+    assert time.monotonic() - started < 15  # ~2 s here; generous for a busy machine

@@ -109,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
     for rec in records:
         if args.object and rec.logs:
             for entry in rec.logs:
-                print(f"\n--- logs of {entry.get('pipeline')}/{entry.get('container')} "
-                      f"(exit {entry.get('exitCode')}) ---\n{entry.get('log', '')}")
+                why = entry.get("reason") or (f"exited with code {entry['exitCode']}" if entry.get("exitCode") else "failed")
+                print(f"\n--- logs of {entry.get('pipeline')}/{entry.get('container')} ({why}) ---\n{entry.get('log', '')}")
     return EXIT_OK

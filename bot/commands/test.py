@@ -2,7 +2,9 @@
 containers, locally, and show everything it produced (docs/runner.md).
 
 Per pipeline: each container's exit code and logs, the output tree with contents, the
-incoming and merged status, workflow-control, and the workload groups with their selectors.
+incoming and merged status, workflow-control, and the workload groups with their selectors;
+a failure as `runners.base.describe_failure` words it. Everything printed goes through
+`bot.redact.redact` (with the values of the pipelines' secret-looking `env` entries).
 `--output DIR` also writes each pipeline's input/output/metadata under DIR/<n>-<pipeline>/.
 Exit code 0 when every pipeline succeeded (or the workflow was suspended), 1 otherwise.
 """
@@ -14,15 +16,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
 from bot.model import Promise, ResourceRequest
 from bot.objects import promise_object, request_object
 from bot.platform import load_platform_dir
+from bot.redact import redact, secret_env_values
 from bot.settings import load_settings
-from runners.base import PipelineResult, RunnerUnavailable
+from runners.base import PipelineResult, RunnerUnavailable, describe_failure
 from runners.docker import DockerRunner
 from runners.pool import Terminated, reraise_signal, signals_raise
 from runners.workflow import WorkflowResult, run_workflow
@@ -62,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         reraise_signal(exc)
         raise
     runner.close()
-    _print(result)
+    secrets = [v for p in promise.pipelines(args.workflow, args.action) for c in p.containers
+               for v in secret_env_values(c.env or [])]
+    _print(result, _Redacting(sys.stdout, secrets))
     if args.output:
         _write(Path(args.output), result)
     return EXIT_OK if result.succeeded else EXIT_FAILED
@@ -106,20 +111,33 @@ def _rename(text: str, names: dict[str, str]) -> str:
     return text
 
 
-def _print(result: WorkflowResult) -> None:
-    out = sys.stdout
+class _Redacting:
+    """A text stream whose every write is redacted."""
+
+    def __init__(self, out: TextIO, secrets: list[str]) -> None:
+        self._out, self._secrets = out, secrets
+
+    def write(self, text: str) -> None:
+        self._out.write(redact(text, self._secrets))
+
+
+def _print(result: WorkflowResult, out: _Redacting) -> None:
     for n, p in enumerate(result.pipelines, 1):
         state = "succeeded" if p.succeeded else "FAILED"
         out.write(f"\n=== pipeline {n}: {p.pipeline} ({result.wtype} {result.action}) {state} "
                   f"in {p.duration_seconds:.1f}s\n")
         for c in p.containers:
-            extra = " (timed out)" if c.timed_out else " (OOM-killed)" if c.oom_killed else ""
-            out.write(f"--- container {c.name} [{c.image}] exit code {c.exit_code}{extra}\n")
+            if c.succeeded or c.reason == f"exited with code {c.exit_code}":
+                outcome = f"exit code {c.exit_code}"
+            elif c.exit_code is not None:
+                outcome = f"exit code {c.exit_code}: {c.reason}"
+            else:
+                outcome = f"no exit code: {c.reason}"
+            out.write(f"--- container {c.name} [{c.image}] {outcome}\n")
             if c.logs:
                 out.write(_indent(c.logs))
-        if p.error:
-            out.write(f"error: {p.error}\n")
-        if not p.succeeded:
+        if not p.succeeded:  # the logs are above, whole
+            out.write(f"error: {describe_failure(p, log_lines=0)}\n")
             continue
         if result.action == "configure":
             out.write(f"--- output ({len(p.output_files)} files)\n")
