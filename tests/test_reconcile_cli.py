@@ -113,3 +113,27 @@ def test_failures_and_invalid_objects_are_printed_and_exit_1(env):
     assert R1 in env.files(), "the healthy request was still written"
     out = json.loads(cli("reconcile", "--platform", platform, "--output", "json").stdout)
     assert out["needsAttention"] and any(i["file"] == "requests/bad.yaml" for i in out["invalid"])
+
+
+def test_a_secret_a_container_prints_is_never_recorded_or_printed(env):
+    from reconcile_fixtures import promise
+
+    token = "s3cr3t-value-that-must-not-leak-42"
+    leaky = promise("leaky", configure='echo "using $API_TOKEN"; exit 1')
+    leaky["spec"]["workflows"]["resource"]["configure"][0]["spec"]["containers"][0]["env"] = [
+        {"name": "API_TOKEN", "value": token}]
+    env.write("promises/leaky.yaml", leaky)
+    env.write("requests/l1.yaml", request("Leaky", "l1"))
+    env.commit("leaky")
+    done = cli("reconcile", "--platform", str(env.platform))
+    assert done.returncode == 1 and "using ***" in done.stdout
+    assert token not in done.stdout + done.stderr
+    # Only the Promise's own body (already in the platform repo) holds it on the state branch;
+    # no log, status or message does.
+    state = subprocess.run(["git", "grep", "-l", token, STATE_BRANCH], cwd=env.platform, capture_output=True, text=True)
+    assert state.stdout.split() == [f"{STATE_BRANCH}:objects/Promise/_/leaky.json"]
+    record = subprocess.run(["git", "show", f"{STATE_BRANCH}:objects/Leaky.test.promisebot.io/default/l1.json"],
+                            cwd=env.platform, capture_output=True, text=True).stdout
+    assert "using ***" in record and token not in record
+    status = cli("status", "Leaky/default/l1", "--platform", str(env.platform))
+    assert "using ***" in status.stdout and token not in status.stdout
