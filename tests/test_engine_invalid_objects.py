@@ -105,3 +105,18 @@ def test_plan_skips_invalid_objects_too(tmp_path):
     env.commit()
     report = env.reconcile(dry_run=True)
     assert "destinations/dev.yaml" in invalid_files(report)
+
+
+def test_status_lists_invalid_files(env):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (env.platform / "requests").mkdir(exist_ok=True)
+    (env.platform / "requests/garbage.yaml").write_text("apiVersion: [unclosed\n")
+    env.commit()
+    env.reconcile()
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "status", "--platform", str(env.platform)],
+                         capture_output=True, text=True, cwd=root)
+    assert "invalid, not acted on: requests/garbage.yaml:" in out.stdout

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps({"revision": bk.meta.get("revision"), "objects": [record_json(r) for r in records],
                           "pendingWrites": [{"store": p.store_key, "error": p.error, "since": p.since,
-                                             "attempts": p.attempts} for p in pending]}, indent=2))
+                                             "attempts": p.attempts} for p in pending],
+                          "invalid": bk.meta.get("invalid") or []}, indent=2))
         return EXIT_OK
     table = Table(title=f"promisebot status (platform {str(bk.meta.get('revision') or '-')[:12]})")
     for column in ("KIND", "NAMESPACE", "NAME", "MESSAGE", "STATUS", "WORKFLOWS", "PLACEMENTS", "LAST RUN"):
@@ -103,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(rec.ref.kind, rec.ref.namespace, rec.ref.name, message, state, workflows, placements,
                       rec.last_run or "")
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    for problem in bk.meta.get("invalid") or []:
+        field = f" {problem['field']}:" if problem.get("field") else ""
+        print(f"invalid, not acted on: {problem['file']}:{problem['line']}:{field} {problem['message']}")
     for p in pending:
         print(f"pending write to {p.store_key} since {p.since} ({p.attempts} attempt{'s' * (p.attempts != 1)}, "
               f"retried by the next reconcile): {p.error}")
