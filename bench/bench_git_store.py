@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.model import FileChanges, Source, StateStore  # noqa: E402
+from bot.model.objects import Source, StateStore  # noqa: E402
+from bot.model.works import FileChanges
 from bot.secrets import SecretResolver  # noqa: E402
 from bot.statestores.git import GitStateStoreWriter  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.model import Container, Pipeline, Source  # noqa: E402
+from bot.model.objects import Container, Pipeline, Source  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from runners.base import PipelineJob  # noqa: E402
 from runners.docker import DockerRunner  # noqa: E402

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from bot.model import SecretRef
+from bot.model.objects import SecretRef
 from bot.redact import REDACTED, register_secret
 from bot.redact import redact as _redact
 

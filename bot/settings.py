@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bot.goduration import parse_seconds
+from bot.kratix.goduration import parse_seconds
 
 SETTINGS_FILE = ".promisebot.yaml"
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"

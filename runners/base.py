@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.goduration import parse_seconds
-from bot.model import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, WorkloadGroup
+from bot.kratix.goduration import parse_seconds
+from bot.kratix.status_merge import WorkflowControl
+from bot.model.objects import KRATIX_GROUP, Pipeline, Promise, ResourceRequest
+from bot.model.works import WorkloadGroup
 from bot.redact import redact
 from bot.settings import RunnerSettings
-from bot.status_merge import WorkflowControl
 
 TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 RUN_LABEL = "promisebot.run"  # one pipeline run

@@ -41,10 +41,10 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
+from bot.kratix.status_merge import StatusError
+from bot.kratix.workloads import SelectorsError, group_workloads
+from bot.platform.yamlload import nesting_message
 from bot.redact import redact, secret_env_values
-from bot.status_merge import StatusError
-from bot.workloads import SelectorsError, group_workloads
-from bot.yamlload import nesting_message
 from runners.base import (
     OWNER_LABEL,
     PULL_POLICIES,
@@ -147,7 +147,7 @@ class DockerRunner:
             result.succeeded, result.error = False, f"Docker engine error: {_explain(exc)}"
             if result.failed_container is not None:
                 result.error = f"container {result.failed_container!r}: {result.error}"
-        except RecursionError:  # not expected: YAML is depth-checked when read (bot/yamlload.py)
+        except RecursionError:  # not expected: YAML is depth-checked when read (bot/platform/yamlload.py)
             result.succeeded, result.error = False, f"the object or a metadata file: {nesting_message()}"
         finally:
             result.duration_seconds = time.monotonic() - started

@@ -5,7 +5,7 @@ member by member, straight into memory: nothing is ever extracted to host paths.
 all-or-nothing: a symlink, hard link, device file, FIFO, path escaping the output directory,
 a file name with a backslash, or a total over the caps rejects the whole output with an error
 naming the file, the real sizes and the cap that applied (and the setting behind it).
-Metadata YAML is read with `bot.yamlload.load_first_document` (nesting, alias and size caps).
+Metadata YAML is read with `bot.platform.yamlload.load_first_document` (nesting, alias and size caps).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.status_merge import StatusError, WorkflowControl, check_incoming, parse_workflow_control
-from bot.workloads import DirectorySelector, SelectorsError, parse_destination_selectors
-from bot.yamlload import YamlLoadError, load_first_document
+from bot.kratix.status_merge import StatusError, WorkflowControl, check_incoming, parse_workflow_control
+from bot.kratix.workloads import DirectorySelector, SelectorsError, parse_destination_selectors
+from bot.platform.yamlload import YamlLoadError, load_first_document
 
 OUTPUT_DIR = "/kratix/output"
 METADATA_DIR = "/kratix/metadata"
@@ -168,7 +168,7 @@ def parse_metadata(tree: Tree, wtype: str, action: str, max_yaml_bytes: int) -> 
 
 
 def _yaml(data: bytes, name: str, max_bytes: int, error: type[ValueError]) -> Any:
-    """The first YAML document, safely (`bot.yamlload.load_first_document`: nesting depth,
+    """The first YAML document, safely (`bot.platform.yamlload.load_first_document`: nesting depth,
     alias expansion); a size cap and UTF-8 checked first. Like Kratix's sigs.k8s.io/yaml, later
     documents are never read."""
     path = f"{METADATA_DIR}/{name}"

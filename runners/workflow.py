@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import status_merge as sm
-from bot.model import Promise, ResourceRequest, Work
+from bot.kratix import status_merge as sm
+from bot.model.objects import Promise, ResourceRequest
+from bot.model.works import Work
+from bot.platform.yamlload import MAX_NESTING_DEPTH
 from bot.settings import RunnerSettings
-from bot.yamlload import MAX_NESTING_DEPTH
 from runners.base import (
     PipelineJob,
     PipelineResult,

@@ -48,8 +48,8 @@ section "state store s3-state (S3 bucket promisebot-state)"
 .venv/bin/python - "$demo/platform" <<'PY'
 import os, sys
 from pathlib import Path
-from bot.model import Ref
-from bot.platform import load_platform_dir
+from bot.model.objects import Ref
+from bot.platform.loader import load_platform_dir
 from bot.secrets import SecretResolver
 from bot.statestores import open_store
 

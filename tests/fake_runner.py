@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.workloads import group_workloads
+from bot.kratix.workloads import group_workloads
 from runners.base import ContainerResult, PipelineJob, PipelineResult
 
 Outputs = Callable[[PipelineJob], dict[str, bytes]]

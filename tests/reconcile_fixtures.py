@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from bot.bookkeeping import Bookkeeping
-from bot.reconciler import ReconcileReport, reconcile
+from bot.reconcile.engine import ReconcileReport, reconcile
+from bot.state.bookkeeping import Bookkeeping
 from runners.base import Runner
 from runners.docker import DockerRunner
 

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from bot.model import Container, Pipeline, Promise, PromiseAPI, ResourceRequest, Source
+from bot.model.objects import Container, Pipeline, Promise, PromiseAPI, ResourceRequest, Source
 from bot.settings import RunnerSettings, load_settings
 from runners.base import SESSION_LABEL
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from bot.model import SecretRef
+from bot.model.objects import SecretRef
 from bot.redact import redact, register_secret, secret_env_values
 from bot.secrets import Secret, SecretResolver
 

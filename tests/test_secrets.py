@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.model import SecretRef
+from bot.model.objects import SecretRef
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, env_var_name, redact
 
 REF = SecretRef(name="git-creds", namespace="team-a")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.reconcile_run import Outcome
-from bot.reconciler import ReconcileReport
+from bot.reconcile.engine import ReconcileReport
+from bot.reconcile.run import Outcome
 
 LOG_TAIL_LINES = 10
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from bot.commands.outcomes import invalid_text, needs_attention, refused_text
 from bot.commands.reconcile import run_reconcile, runs_json, runs_text
-from bot.reconciler import ReconcileReport
+from bot.reconcile.engine import ReconcileReport
+from bot.reconcile.writes import StoreBatch, store_key
 from bot.statestores.base import FileDiff
-from bot.writes import StoreBatch, store_key
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.bookkeeping import BookkeepingError
 from bot.commands import platform_repo
 from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention, refused_text
 from bot.gitcmd import GitError
-from bot.platform import FileError
-from bot.reconciler import ReconcileError, ReconcileReport, reconcile
-from bot.writes import store_key
+from bot.platform.loader import FileError
+from bot.reconcile.engine import ReconcileError, ReconcileReport, reconcile
+from bot.reconcile.writes import store_key
+from bot.state.bookkeeping import BookkeepingError
 from runners.base import RunnerUnavailable
 from runners.docker import DockerRunner
 

@@ -15,13 +15,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.bookkeeping import Bookkeeping, BookkeepingError
 from bot.commands import platform_repo
-from bot.model import Ref
-from bot.platform import FileError, GitTreeSource, read_settings
-from bot.reconcile_status import RECONCILED, condition
-from bot.records import ObjectRecord
+from bot.kratix.conditions import RECONCILED, condition
+from bot.model.objects import Ref
+from bot.model.records import ObjectRecord
+from bot.platform.loader import FileError, GitTreeSource, read_settings
 from bot.settings import SETTINGS_FILE, load_settings
+from bot.state.bookkeeping import Bookkeeping, BookkeepingError
 
 EXIT_OK, EXIT_ERROR = 0, 1
 

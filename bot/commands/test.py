@@ -20,9 +20,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from bot.model import Promise, ResourceRequest
-from bot.objects import promise_object, request_object
-from bot.platform import load_platform_dir
+from bot.kratix.objectyaml import promise_object, request_object
+from bot.model.objects import Promise, ResourceRequest
+from bot.platform.loader import load_platform_dir
 from bot.redact import redact, secret_env_values
 from bot.settings import load_settings
 from runners.base import PipelineResult, RunnerUnavailable, describe_failure

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.model import Platform, Problem
-from bot.platform import DirSource, load_platform
-from bot.validation import validate_platform
+from bot.model.objects import Platform, Problem
+from bot.platform.loader import DirSource, load_platform
+from bot.platform.validate.platform import validate_platform
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 

@@ -2,7 +2,7 @@
 
 A `StateStoreWriter` reads and writes files of one GitStateStore or BucketStateStore. Paths are
 "/"-separated, relative to the store root (repository root or bucket) and already include the
-store's `path` and the Destination's path (`bot.layout` adds them); writers never add them again.
+store's `path` and the Destination's path (`bot.kratix.layout` adds them); writers never add them again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
-from bot.model import BUCKET_STATE_STORE, GIT_STATE_STORE, FileChanges, StateStore
+from bot.model.objects import BUCKET_STATE_STORE, GIT_STATE_STORE, StateStore
+from bot.model.works import FileChanges
 
 if TYPE_CHECKING:
     from bot.secrets import SecretResolver

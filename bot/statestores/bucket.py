@@ -21,7 +21,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.model import FileChanges, StateStore
+from bot.model.objects import StateStore
+from bot.model.works import FileChanges
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores import base
 from bot.statestores.base import FileDiff, ReadyResult, StateStoreError, WriteResult

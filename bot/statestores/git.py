@@ -35,7 +35,8 @@ from pathlib import Path
 from git import Actor, Commit, Repo
 
 from bot.gitcmd import GitError, ls_tree
-from bot.model import FileChanges, StateStore
+from bot.model.objects import StateStore
+from bot.model.works import FileChanges
 from bot.secrets import SecretResolver
 from bot.statestores.base import (
     Change,

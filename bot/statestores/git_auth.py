@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.model import SecretRef, StateStore
+from bot.model.objects import SecretRef, StateStore
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores.base import StateStoreError
 

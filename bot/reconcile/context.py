@@ -1,0 +1,245 @@
+"""What one reconcile of one platform revision works from and has decided so far: the snapshot
+(whole, or partial for an incremental run: bot.reconcile.scope), the settings, the bookkeeping
+branch, and the records and Works of the objects it touches. The phases (bot.reconcile.phases),
+placements (bot.reconcile.placements) and records (bot.reconcile.recording) all read and update
+one `RunContext`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bot.gitcmd import git, rev_sha
+from bot.kratix.conditions import invalid, valid_again
+from bot.kratix.objectyaml import rebuild
+from bot.model.objects import DESTINATION, GIT_STATE_STORE, PROMISE, STATE_STORE_KINDS, Ref, StateStore
+from bot.model.records import ObjectRecord, ref_from_json
+from bot.model.works import Work
+from bot.platform.loader import GitTreeSource, LoadedPlatform, load_platform, read_settings
+from bot.reconcile.changes import detect_changes, due_for_periodic
+from bot.reconcile.decide import now_utc, parse_time
+from bot.reconcile.scope import partial_paths
+from bot.reconcile.screen import screen
+from bot.reconcile.writes import Target
+from bot.secrets import SecretResolver
+from bot.settings import SETTINGS_FILE, state_branch_conflict
+from bot.state.bookkeeping import Bookkeeping
+from bot.statestores.base import StateStoreWriter, open_store
+
+
+def safe_name(name: str) -> bool:
+    """Whether a name can be one path segment of a bookkeeping record."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+
+
+INVALID = "invalid"  # record data: the object's current version was rejected by validation
+
+
+def _swap(table: dict[Any, Any], key: Any, replacement: Any) -> None:
+    if replacement is None:
+        table.pop(key, None)
+    else:
+        table[key] = replacement
+
+
+class ReconcileError(RuntimeError):
+    """The reconcile could not start (unreadable revision, invalid settings)."""
+
+
+def rev_parse(repo: Path, rev: str) -> str:
+    sha = rev_sha(repo, rev)
+    if sha is None:
+        raise ReconcileError(f"cannot resolve revision {rev!r} in {repo}")
+    return sha
+
+
+class RunContext:
+    """One reconcile of the platform repo `repo` at `to_rev`, from `from_rev` (default: the last
+    reconciled commit). `full`: every object and placement (--all); a run is also full when it
+    has no `from` or the periodic reconcile is due (§4.7)."""
+
+    def __init__(self, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> None:
+        self.repo = repo
+        self.to_sha = rev_parse(repo, to_rev)
+        self.settings, problems = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:  # a setting promisebot would misread (the state branch, secrets) stops everything
+            raise ReconcileError("the settings are invalid; fix them first (promisebot validate):\n  "
+                                 + "\n  ".join(str(p) for p in errors))
+        self._check_state_branch(to_rev)
+        self.bk = Bookkeeping.open(repo, self.settings.state_branch)
+        # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
+        # compares every cache key and so comes to the same plan.
+        recorded = self.bk.meta.get("revision")
+        self.from_sha = rev_parse(repo, from_rev) if from_rev else recorded and rev_sha(repo, recorded)
+        self.now = now_utc()
+        last_full = parse_time(self.bk.meta.get("lastFullReconcile"))
+        periodic = due_for_periodic(last_full.timestamp() if last_full else None, self.now.timestamp(),
+                                    self.settings.reconcile_interval_seconds)
+        self.periodic = periodic or not self.from_sha
+        self.full = full or self.periodic
+        self.attention_refs = {ref_from_json(entry) for entry in self.bk.meta.get("attention") or []}
+        self.records: dict[Ref, ObjectRecord] = {}
+        self.works: dict[Ref, dict[str, Work]] = {}  # current Works of touched objects
+        self.old_digests: dict[Ref, dict[str, str]] = {}  # digests of their Works as recorded
+        self.deleted: set[Ref] = set()  # objects whose record goes
+        self.attention: set[Ref] = set()  # objects that want another look next time
+        self.only = None if self.full else self._partial_paths()
+        self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
+        self.screening = screen(self.after)
+        self._set_aside_invalid()
+        for store in self.after.state_stores.values():
+            branch = store.spec.get("branch")
+            if store.kind == GIT_STATE_STORE and isinstance(branch, str) and \
+                    state_branch_conflict(self.settings.state_branch, branch):
+                raise ReconcileError(f"stateBranch {self.settings.state_branch!r} is the branch {store.kind} "
+                                     f"{store.name} ({store.source}) writes to: set another stateBranch in "
+                                     f"{SETTINGS_FILE}")
+
+    def _check_state_branch(self, to_rev: str) -> None:
+        """Bookkeeping never commits to the branch being reconciled."""
+        state = self.settings.state_branch
+        current = git(self.repo, "symbolic-ref", "-q", "--short", "HEAD", ok=(0, 1)).decode().strip()
+        if any(state_branch_conflict(state, branch) for branch in (current, to_rev, to_rev.removeprefix("origin/"))
+               if branch):
+            raise ReconcileError(f"stateBranch {state!r} is the branch being reconciled: promisebot would commit "
+                                 f"its bookkeeping onto the platform itself; set another stateBranch in {SETTINGS_FILE}")
+
+    def _partial_paths(self) -> frozenset[str] | None:
+        """The files an incremental run must read (bot.reconcile.scope), or None for all."""
+        assert self.from_sha
+        files = set()
+        for ref in self.attention_refs:
+            path = self.record(ref).data.get("file")
+            if ref.kind not in (PROMISE, DESTINATION) and not path:
+                return None
+            if path:
+                files.add(path)
+        files |= set(self.bk.meta.get("invalidFiles") or [])  # reported again until fixed
+        recorded = self.bk.meta.get("objectFiles") if self.bk.meta.get("revision") == self.from_sha else None
+        return partial_paths(self.repo, self.from_sha, self.to_sha, files, set(recorded) if recorded else None)
+
+    def _set_aside_invalid(self) -> None:
+        """Objects validation rejects are never acted on (bot.reconcile.screen): one with a last
+        valid version keeps it, a new one is left out; objects valid again lose the mark."""
+        after = self.after
+        for ref, problems in sorted(self.screening.invalid.items(), key=lambda item: item[0].kind != PROMISE):
+            recorded = self._recorded_body(ref)
+            rebuilt = self.rebuild(*recorded) if recorded else None
+            if ref.kind == PROMISE:
+                _swap(after.promises, ref.name, rebuilt.promises.get(ref.name) if rebuilt else None)
+            elif ref.kind == DESTINATION:
+                _swap(after.destinations, ref.name, rebuilt.destinations.get(ref.name) if rebuilt else None)
+            elif ref.kind in STATE_STORE_KINDS:
+                _swap(after.state_stores, ref, rebuilt.state_stores.get(ref) if rebuilt else None)
+            elif not safe_name(ref.name):
+                after.requests.pop(ref, None)  # cannot even be named in a record
+                continue
+            else:
+                continue  # a request stays, and its phase records it invalid (bot.reconcile.phases)
+            if recorded and ref.kind not in STATE_STORE_KINDS:
+                rec = self.record(ref)
+                rec.status = invalid(rec.status, [f"{p.source}: {p.field}: {p.message}" for p in problems])
+                rec.data[INVALID] = True
+                self.attention.add(ref)
+        for ref in self.attention_refs - set(self.screening.invalid):
+            loaded = {PROMISE: after.promises, DESTINATION: after.destinations}.get(ref.kind, {})
+            if ref.name in loaded:  # (requests: bot.reconcile.phases)
+                rec = self.record(ref)
+                if rec.data.pop(INVALID, None):
+                    rec.status = valid_again(rec.status)
+
+    def _recorded_body(self, ref: Ref) -> list[dict[str, Any]]:
+        """The last valid version of an object, as the bodies `rebuild` needs; [] if none."""
+        if ref.kind in STATE_STORE_KINDS:
+            for dest in self.after.destinations.values():
+                if dest.state_store_ref == ref and self.bk.has(dest.ref):
+                    body = self.record(dest.ref).data.get("storeBody")
+                    if body:
+                        return [body]
+            return []
+        if not self.bk.has(ref):
+            return []
+        body = self.record(ref).data.get("body")
+        if not body:
+            return []
+        if ref.kind in (PROMISE, DESTINATION):
+            return [body]
+        promise = self.after.promises.get(self.record(ref).data.get("promise", ""))
+        return [promise.body, body] if promise else []
+
+    def object_files(self) -> list[str]:
+        """The files of the Kratix objects (Promises, Destinations, State Stores) at `to`."""
+        objects = [*self.after.promises.values(), *self.after.destinations.values(), *self.after.state_stores.values()]
+        return sorted({o.source.file for o in objects})
+
+    def candidates(self) -> set[Ref] | None:
+        """Refs to look at in an incremental run; None means every object (full run)."""
+        if self.full:
+            return None
+        before = load_platform(GitTreeSource(self.repo, self.from_sha, self.only), self.settings)
+        changes = detect_changes(before, self.after)
+        refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations) for c in group}
+        return refs | self.attention_refs
+
+    # -- records and Works -------------------------------------------------------
+
+    def record(self, ref: Ref) -> ObjectRecord:
+        """The object's record, read from bookkeeping on first use (a new one if none)."""
+        if ref not in self.records:
+            rec = self.bk.get(ref) or ObjectRecord(ref)
+            self.records[ref] = rec
+            self.old_digests[ref] = dict(rec.data.get("digests") or {})
+        return self.records[ref]
+
+    def owned(self, ref: Ref) -> dict[str, Work]:
+        """The object's current Works by key, read from bookkeeping on first use."""
+        if ref not in self.works:
+            self.works[ref] = self.bk.get_works(self.record(ref).works)
+        return self.works[ref]
+
+    def forget(self, ref: Ref) -> None:
+        """The object is gone: all its Works (and so their files) go too."""
+        self.owned(ref).clear()
+        self.deleted.add(ref)
+
+    def live_refs(self) -> list[Ref]:
+        """Every Promise and request of the platform now; in a partial snapshot the requests not
+        read are known from bookkeeping."""
+        refs = {p.ref for p in self.after.promises.values()} | set(self.after.requests)
+        if self.only is not None:
+            for p in self.after.promises.values():
+                if p.api:
+                    refs |= set(self.bk.refs(p.api.request_kind))
+        return sorted(refs - self.deleted)
+
+    def rebuild(self, *bodies: dict[str, Any]) -> LoadedPlatform:
+        """Typed objects from recorded bodies (deleted objects, Destinations as they were)."""
+        return rebuild(list(bodies), self.after.root or self.repo, self.settings)
+
+    # -- Destinations and their stores ------------------------------------------------
+
+    def target_now(self, name: str) -> Target | None:
+        dest = self.after.destinations.get(name)
+        store = self.after.state_stores.get(dest.state_store_ref) if dest else None
+        return Target(dest, store) if dest and store else None
+
+    def target_recorded(self, name: str) -> Target | None:
+        """The Destination and its store as last recorded (where a moved or deleted one was)."""
+        rec = self.record(Ref(DESTINATION, name))
+        body, store_body = rec.data.get("body"), rec.data.get("storeBody")
+        if not body or not store_body:
+            return None
+        rebuilt = self.rebuild(body, store_body)
+        dest = rebuilt.destinations.get(name)
+        store = rebuilt.state_stores.get(dest.state_store_ref) if dest else None
+        return Target(dest, store) if dest and store else None
+
+    def open_store(self, store: StateStore) -> StateStoreWriter:
+        git_dir = git(self.repo, "rev-parse", "--absolute-git-dir").decode().strip()
+        secrets_dir = self.settings.secrets_dir
+        secrets = SecretResolver(Path(secrets_dir) if secrets_dir else None, os.environ)
+        return open_store(store, platform_root=self.after.root or self.repo, secrets=secrets,
+                          cache_dir=Path(git_dir) / "promisebot" / "stores")

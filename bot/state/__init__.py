@@ -1,0 +1,1 @@
+"""What promisebot remembers between runs: the `promisebot/state` branch (`bookkeeping`)."""
