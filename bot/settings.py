@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.resources
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,24 +15,19 @@ import yaml
 from bot.kratix.goduration import parse_seconds
 
 SETTINGS_FILE = ".promisebot.yaml"
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"
-_BUILTIN_DEFAULTS: dict[str, Any] = {
-    "exclude": [],
-    "maxFileBytes": 3145728,  # what the Kubernetes API server accepts for one request body
-    "runner": {
-        "timeoutSeconds": 600,
-        "memory": "512Mi",
-        "cpus": 1.0,
-        "network": "bridge",
-        "parallelism": 2,
-        "maxOutputBytes": 52428800,
-        "maxOutputFiles": 10000,
-        "maxLogBytes": 1048576,
-    },
-    "secretsDir": None,
-    "stateBranch": "promisebot/state",
-    "reconcileInterval": "10h",
-}
+DEFAULTS_RESOURCE = ("bot", "defaults.yaml")
+"""config/defaults.yaml (bot/defaults.yaml links to it; the wheel carries its content)."""
+
+
+@functools.cache
+def _defaults_text() -> str:
+    package, name = DEFAULTS_RESOURCE
+    try:
+        return importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:  # a broken install, never silently replaced
+        raise RuntimeError(f"promisebot's default settings ({package}/{name}) are missing from this "
+                           f"installation: reinstall promisebot ({exc})") from None
+
 
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]i?|k|)$")
 _QUANTITY_UNITS = {
@@ -197,10 +193,9 @@ def _positive_duration(key: str, value: Any) -> float:
 
 
 def default_settings_dict() -> dict[str, Any]:
-    if DEFAULTS_FILE.is_file():
-        loaded = yaml.safe_load(DEFAULTS_FILE.read_text()) or {}
-        return _overlay(_BUILTIN_DEFAULTS, loaded)
-    return copy.deepcopy(_BUILTIN_DEFAULTS)
+    """config/defaults.yaml as shipped (a fresh copy each call)."""
+    loaded = yaml.safe_load(_defaults_text())
+    return copy.deepcopy(loaded) if isinstance(loaded, dict) else {}
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:

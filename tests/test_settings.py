@@ -2,14 +2,14 @@
 
 import pytest
 import yaml
+from paths import ROOT
 
 from bot import settings as s
 
 
-def test_documented_defaults_file_matches_builtin_fallback():
-    # config/defaults.yaml is the documented copy; an installed wheel without it falls back
-    # to the built-in dict, so the two must never drift apart.
-    assert yaml.safe_load(s.DEFAULTS_FILE.read_text()) == s._BUILTIN_DEFAULTS
+def test_defaults_are_the_documented_file():
+    # config/defaults.yaml is what promisebot reads (the wheel carries it: tests/test_wheel.py).
+    assert s.default_settings_dict() == yaml.safe_load((ROOT / "config" / "defaults.yaml").read_text())
 
 
 def test_overrides_overlay_nested_keys_only():
