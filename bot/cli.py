@@ -8,11 +8,12 @@ import sys
 from typing import NoReturn
 
 from bot import __version__
+from bot.errors import PromisebotError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(PromisebotError):
     def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
         super().__init__(message)
         self.parser = parser
@@ -93,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     module = importlib.import_module(f"bot.commands.{args.command}")
-    return int(module.run(args))
+    try:
+        return int(module.run(args))
+    except PromisebotError as exc:  # every error promisebot raises on purpose: reported, no traceback
+        print(f"promisebot {args.command}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.errors import PromisebotError
 
-class GitError(RuntimeError):
+
+class GitError(PromisebotError):
     """A git command failed; the message has its first argument and git's stderr."""
 
 

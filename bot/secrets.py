@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bot.errors import PromisebotError
 from bot.model.objects import SecretRef
 from bot.redact import REDACTED, register_secret
 from bot.redact import redact as _redact
@@ -31,7 +32,7 @@ _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-class SecretNotFoundError(LookupError):
+class SecretNotFoundError(PromisebotError, LookupError):
     """A secret key is in neither the secrets directory nor the environment."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from bot.errors import PromisebotError
 from bot.kratix.goduration import parse_seconds
 
 SETTINGS_FILE = ".promisebot.yaml"
@@ -102,7 +103,7 @@ class Settings:
         )
 
 
-class SettingError(ValueError):
+class SettingError(PromisebotError, ValueError):
     """A bad value of one setting; `key` names it (so a caller can point at its line)."""
 
     def __init__(self, key: str, message: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.errors import PromisebotError
 from bot.kratix.goduration import parse_seconds
 from bot.kratix.status_merge import WorkflowControl
 from bot.model.objects import KRATIX_GROUP, Pipeline, Promise, ResourceRequest
@@ -25,12 +26,12 @@ OWNER_LABEL = "promisebot.owner"  # "<hostname>:<pid>" of the process that creat
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
-class RunnerUnavailable(RuntimeError):
+class RunnerUnavailable(PromisebotError):
     """The runner's engine cannot be reached: nothing can run. Not a failure of any one object,
     so callers stop rather than record it against each object."""
 
 
-class PipelineSpecError(ValueError):
+class PipelineSpecError(PromisebotError, ValueError):
     """A Pipeline's container spec uses something promisebot cannot run (e.g. env valueFrom)."""
 
 

@@ -41,6 +41,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
+from bot.errors import PromisebotError
 from bot.kratix.status_merge import StatusError
 from bot.kratix.workloads import SelectorsError, group_workloads
 from bot.platform.yamlload import nesting_message
@@ -71,11 +72,11 @@ METADATA_MAX_FILES = 1000
 LOG_REDACTION_MARGIN = 16384
 
 
-class RunnerAborted(RuntimeError):
+class RunnerAborted(PromisebotError):
     """The runner was aborted (interruption); no new pipeline starts."""
 
 
-class ImageError(RuntimeError):
+class ImageError(PromisebotError):
     """An image is missing or cannot be pulled under its imagePullPolicy."""
 
     def __init__(self, message: str, container: str | None = None) -> None:

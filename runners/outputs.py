@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.errors import PromisebotError
 from bot.kratix.status_merge import StatusError, WorkflowControl, check_incoming, parse_workflow_control
 from bot.kratix.workloads import DirectorySelector, SelectorsError, parse_destination_selectors
 from bot.platform.yamlload import YamlLoadError, load_first_document
@@ -32,7 +33,7 @@ OUTPUT_FILES_CAP = "the runner.maxOutputFiles setting"
 METADATA_CAP = f"promisebot's fixed cap for {METADATA_DIR}, not a setting"
 
 
-class OutputRejected(ValueError):
+class OutputRejected(PromisebotError, ValueError):
     """The pipeline's output (or metadata) breaks a rule of §1.6 or a cap; nothing is used."""
 
 

@@ -20,12 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.commands import platform_repo
 from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention, refused_text
-from bot.gitcmd import GitError
-from bot.platform.loader import FileError
-from bot.reconcile.engine import ReconcileError, ReconcileReport, reconcile
+from bot.errors import PromisebotError
+from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.reconcile.writes import store_key
-from bot.state.bookkeeping import BookkeepingError
-from runners.base import RunnerUnavailable
 from runners.docker import DockerRunner
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -59,7 +56,7 @@ def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport
         with progress_display() as progress:
             return reconcile(repo, runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
                              full=args.all, dry_run=dry_run, progress=progress)
-    except (ReconcileError, FileError, BookkeepingError, GitError, RunnerUnavailable) as exc:
+    except PromisebotError as exc:
         print(f"promisebot {command}: {exc}", file=sys.stderr)
         return None
     finally:

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from bot.errors import PromisebotError
 from bot.kratix.objectyaml import promise_object, request_object
 from bot.model.objects import Promise, ResourceRequest
 from bot.platform.loader import load_platform_dir
@@ -34,7 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SHOWN_BYTES = 4096
 
 
-class _InputError(Exception):
+class _InputError(PromisebotError):
     pass
 
 

@@ -7,6 +7,8 @@ promisebot accepts and reports the same strings. Durations are whole nanoseconds
 
 from __future__ import annotations
 
+from bot.errors import PromisebotError
+
 MAX_NANOS = (1 << 63) - 1
 _UNITS = {
     "ns": 1,
@@ -20,7 +22,7 @@ _UNITS = {
 }
 
 
-class DurationError(ValueError):
+class DurationError(PromisebotError, ValueError):
     """Not a Go duration; the message is Go's (`time: invalid duration "x"`)."""
 
 

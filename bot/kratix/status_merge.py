@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.errors import PromisebotError
 from bot.kratix import goduration
 from bot.platform.yamlload import MAX_NESTING_DEPTH, nesting_message
 
@@ -30,7 +31,7 @@ COMPLETED_MESSAGES = {"resource": "Resource requested", "promise": "Promise conf
 _COPY_DEPTH_GUARD = 10_000
 
 
-class StatusError(ValueError):
+class StatusError(PromisebotError, ValueError):
     """status.yaml or workflow-control.yaml written by a pipeline is not acceptable."""
 
 

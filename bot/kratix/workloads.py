@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from bot.errors import PromisebotError
 from bot.model.works import Selector, Workload, WorkloadGroup
 
 DEFAULT_DIRECTORY = "."
@@ -26,7 +27,7 @@ def group_id(directory: str) -> str:
 DEFAULT_GROUP_ID = group_id(DEFAULT_DIRECTORY)  # 5058f1af8388633f609cadb75a75dc9d
 
 
-class SelectorsError(ValueError):
+class SelectorsError(PromisebotError, ValueError):
     """destination-selectors.yaml (or the output it refers to) is invalid; fails the pipeline."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from bot.errors import PromisebotError
 from bot.gitcmd import GitError, ls_tree, read_blobs, rev_sha, toplevel
 from bot.model.objects import Problem, Source
 
@@ -19,7 +20,7 @@ MAX_PATHSPECS = 2000  # GitTreeSource: more paths than this are listed in full, 
 READ_AHEAD_BYTES = 8 << 20  # GitTreeSource: blob bytes read per `cat-file --batch` run
 
 
-class FileError(Exception):
+class FileError(PromisebotError):
     """A file that cannot be read; the message says why (never its content)."""
 
 

@@ -50,6 +50,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.errors import PromisebotError
 from bot.model.objects import Problem, Source
 
 # Aliases may add at most this many nodes beyond those written in the file. Legitimate
@@ -86,7 +87,7 @@ def nesting_message(limit: int = MAX_NESTING_DEPTH, expanded: bool = False) -> s
             f"(promisebot's limit is {limit} levels); refused")
 
 
-class YamlLoadError(Exception):
+class YamlLoadError(PromisebotError):
     """A document that cannot be turned into data; carries the line it concerns."""
 
     def __init__(self, message: str, line: int) -> None:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bot.errors import PromisebotError
 from bot.gitcmd import git, rev_sha
 from bot.kratix.conditions import invalid, valid_again
 from bot.kratix.objectyaml import rebuild
@@ -44,7 +45,7 @@ def _swap(table: dict[Any, Any], key: Any, replacement: Any) -> None:
         table[key] = replacement
 
 
-class ReconcileError(RuntimeError):
+class ReconcileError(PromisebotError):
     """The reconcile could not start (unreadable revision, invalid settings)."""
 
 

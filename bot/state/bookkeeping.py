@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bot.errors import PromisebotError
 from bot.gitcmd import GitError, git, git_ok, ls_tree, read_blobs, rev_sha
 from bot.model.objects import Ref
 from bot.model.records import ObjectRecord, PendingWrite, dumps, work_from_json, work_to_json
@@ -50,7 +51,7 @@ _CLUSTER_NS = "_"
 _REMOTE_STATE = "refs/promisebot/remote-state"  # where the remote's state branch is fetched to
 
 
-class BookkeepingError(RuntimeError):
+class BookkeepingError(PromisebotError):
     """The state branch could not be read or written."""
 
 

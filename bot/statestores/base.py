@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
+from bot.errors import PromisebotError
 from bot.model.objects import BUCKET_STATE_STORE, GIT_STATE_STORE, StateStore
 from bot.model.works import FileChanges
 
@@ -27,7 +28,7 @@ READY_MESSAGE = "State store is ready"
 C = TypeVar("C")
 
 
-class StateStoreError(Exception):
+class StateStoreError(PromisebotError):
     """A state store could not be read or written. The message never contains a secret."""
 
 
