@@ -28,12 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.model.objects import Source, StateStore  # noqa: E402
+from bot.model.objects import Source, StateStore
 from bot.model.works import FileChanges
-from bot.secrets import SecretResolver  # noqa: E402
-from bot.statestores.git import GitStateStoreWriter  # noqa: E402
+from bot.secrets import SecretResolver
+from bot.statestores.git import GitStateStoreWriter
 
 DESTINATIONS = [f"cluster-{i}" for i in range(5)]
 MAX_RATIO = 1.5

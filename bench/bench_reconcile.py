@@ -23,10 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.reconcile_fixtures import IMAGE, Env, destination, git, promise, request
 
-from reconcile_fixtures import IMAGE, Env, destination, git, promise, request  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = 'echo "kind: Thing" > /kratix/output/thing.yaml'
 

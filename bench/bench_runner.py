@@ -13,12 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.model.objects import Container, Pipeline, Source  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from runners.base import PipelineJob  # noqa: E402
-from runners.docker import DockerRunner  # noqa: E402
+from bot.model.objects import Container, Pipeline, Source
+from bot.settings import load_settings
+from runners.base import PipelineJob
+from runners.docker import DockerRunner
 
 IMAGE = "promisebot/busybox:latest"
 SCRIPT = "echo hello > /tmp/hello.yaml; cat /tmp/hello.yaml"

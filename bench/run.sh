@@ -16,7 +16,7 @@ run_all() {
     echo; echo "## $bench"
     args=()
     [ "$bench" != bench_runner ] && args=("${quick[@]}")
-    .venv/bin/python "bench/$bench.py" "${args[@]}" || status=1
+    .venv/bin/python -m "bench.$bench" "${args[@]}" || status=1
   done
   return $status
 }
