@@ -77,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("object", nargs="?", metavar="KIND[/NAMESPACE]/NAME")
     p.add_argument("--platform", default=".", metavar="PATH", help="platform repo (default: .)")
     p.add_argument("--output", choices=["text", "json"], default="text", help="output format")
+
+    p = sub.add_parser(
+        "serve",
+        help="receive GitHub/GitLab webhooks: plans on pull/merge requests, apply on merge (docs/bot.md)",
+        description="The webhook server. Configuration from PROMISEBOT_* environment variables (docs/bot.md). "
+                    "Without REDIS_URL it also runs the jobs itself. Exit codes: 1 invalid configuration.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+    p = sub.add_parser(
+        "worker",
+        help="run queued bot jobs from Redis (REDIS_URL)",
+        description="Run queued jobs (rq) from REDIS_URL; start as many as wanted, on any machine.",
+    )
+    p.add_argument("--name", default=None, help="worker name (default: generated)")
+    p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     return parser
 
 

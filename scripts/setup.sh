@@ -19,6 +19,7 @@ if ! command -v docker >/dev/null 2>&1 || { ! docker info >/dev/null 2>&1 && ! c
 fi
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the bot's queue; tests start their own
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -11,41 +11,16 @@ could not be made.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 from typing import Any
 
-from bot.commands.outcomes import invalid_text, needs_attention, refused_text
-from bot.commands.reconcile import run_reconcile, runs_json, runs_text
+from bot.commands.reconcile import run_reconcile
 from bot.reconcile.engine import ReconcileReport
-from bot.reconcile.writes import StoreBatch, store_key
-from bot.statestores.base import FileDiff
+from bot.reconcile.writes import store_key
+from bot.report.diffs import by_destination, counts, destination_of, unified
+from bot.report.outcomes import invalid_text, needs_attention, refused_text, runs_json, runs_text
 
 EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-
-
-def _destination_of(batch: StoreBatch, path: str) -> str:
-    best = ""
-    for name, prefix in batch.prefixes.items():
-        if (not prefix or path.startswith(prefix + "/")) and len(prefix) >= len(batch.prefixes.get(best, "")):
-            best = name
-    return best or "(store)"
-
-
-def _text(data: bytes | None) -> list[str]:
-    if data is None:
-        return []
-    try:
-        return data.decode("utf-8").splitlines(keepends=True)
-    except UnicodeDecodeError:
-        return [f"(binary, {len(data)} bytes)\n"]
-
-
-def unified(diff: FileDiff) -> str:
-    old = "/dev/null" if diff.old is None else f"a/{diff.path}"
-    new = "/dev/null" if diff.new is None else f"b/{diff.path}"
-    lines = list(difflib.unified_diff(_text(diff.old), _text(diff.new), old, new))
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def plan_json(report: ReconcileReport) -> dict[str, Any]:
@@ -54,7 +29,7 @@ def plan_json(report: ReconcileReport) -> dict[str, Any]:
         stores.append({
             "store": store_key(batch.store),
             "error": batch.error,
-            "files": [{"path": d.path, "action": d.action, "destination": _destination_of(batch, d.path),
+            "files": [{"path": d.path, "action": d.action, "destination": destination_of(batch, d.path),
                        "diff": unified(d)} for d in batch.diff],
         })
     return {"from": report.from_rev, "to": report.to_rev, "changes": report.changed,
@@ -78,13 +53,9 @@ def render(report: ReconcileReport) -> str:
         if batch.pending:
             out.append(f"  a write that failed since {batch.pending.since} is included "
                        f"({batch.pending.attempts} attempt{'s' * (batch.pending.attempts != 1)}): {batch.pending.error}")
-        by_dest: dict[str, list[FileDiff]] = {}
-        for d in batch.diff:
-            by_dest.setdefault(_destination_of(batch, d.path), []).append(d)
-        for dest, diffs in sorted(by_dest.items()):
-            counts = {a: sum(1 for d in diffs if d.action == a) for a in ("add", "modify", "remove")}
-            out.append(f"  destination {dest}: {counts['add']} added, {counts['modify']} changed, "
-                       f"{counts['remove']} removed")
+        for dest, diffs in by_destination(batch).items():
+            n = counts(diffs)
+            out.append(f"  destination {dest}: {n['add']} added, {n['modify']} changed, {n['remove']} removed")
             for d in diffs:
                 out.append(f"    {d.action:<6} {d.path}")
             for d in diffs:

@@ -19,10 +19,10 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.commands import platform_repo
-from bot.commands.outcomes import failure_text, failures, invalid_text, needs_attention, refused_text
 from bot.errors import PromisebotError
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.reconcile.writes import store_key
+from bot.report.outcomes import invalid_text, needs_attention, refused_text, runs_json, runs_text
 from runners.docker import DockerRunner
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -63,23 +63,6 @@ def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport
         runner.close()
 
 
-def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:
-    return [{"object": str(o.task.ref), "workflow": f"{o.task.wtype}.{o.task.action}", "reason": o.task.reason,
-             "result": o.state, "failedPipeline": o.failed_pipeline, "failures": failures(o)}
-            for o in report.outcomes]
-
-
-def runs_text(report: ReconcileReport) -> list[str]:
-    """One line per workflow run; under a failed one, why and its last log lines."""
-    lines = []
-    for outcome, r in zip(report.outcomes, runs_json(report), strict=True):
-        extra = f" at {r['failedPipeline']}" if r["failedPipeline"] else ""
-        lines.append(f"  {r['workflow']:<20} {r['object']}: {r['result']}{extra} ({r['reason']})")
-        if outcome.state == "failed":
-            lines += failure_text(outcome)
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     report = run_reconcile(args, dry_run=False)
     if report is None:
@@ -95,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(runs_text(report) + invalid_text(report) + refused_text(report)) or "  no workflow ran")
         for batch in report.batches:
             if batch.result and batch.result.revision:
-                res = batch.result
-                print(f"  {store_key(batch.store)}: commit {res.revision[:12]} "
+                res, revision = batch.result, batch.result.revision
+                print(f"  {store_key(batch.store)}: commit {revision[:12]} "
                       f"({len(res.added)} added, {len(res.modified)} modified, {len(res.removed)} removed)")
         if not report.commits:
             print("  no state store changes")

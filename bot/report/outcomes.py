@@ -1,6 +1,7 @@
-"""How plan and reconcile print what needs attention: every workflow that failed (pipeline,
-container, why, and the last lines of its log) and every object validation rejected (file,
-line, field), so nobody has to dig into `promisebot status` to learn why."""
+"""What ran and what needs attention, as plan, reconcile and the bot's comments show it: every
+workflow run, every workflow that failed (pipeline, container, why, and the last lines of its
+log) and every object validation rejected (file, line, field), so nobody has to dig into
+`promisebot status` to learn why."""
 
 from __future__ import annotations
 
@@ -24,6 +25,24 @@ def failures(outcome: Outcome, tail: int = LOG_TAIL_LINES) -> list[dict[str, Any
         out.append({"pipeline": outcome.failed_pipeline or "", "container": "", "exitCode": None,
                     "reason": outcome.error or "failed", "logTail": []})
     return out
+
+
+def runs_json(report: ReconcileReport) -> list[dict[str, Any]]:
+    """One entry per workflow run: object, workflow, why it ran, result, failed pipeline, failures."""
+    return [{"object": str(o.task.ref), "workflow": f"{o.task.wtype}.{o.task.action}", "reason": o.task.reason,
+             "result": o.state, "failedPipeline": o.failed_pipeline, "failures": failures(o)}
+            for o in report.outcomes]
+
+
+def runs_text(report: ReconcileReport) -> list[str]:
+    """One line per workflow run; under a failed one, why and its last log lines."""
+    lines = []
+    for outcome, r in zip(report.outcomes, runs_json(report), strict=True):
+        extra = f" at {r['failedPipeline']}" if r["failedPipeline"] else ""
+        lines.append(f"  {r['workflow']:<20} {r['object']}: {r['result']}{extra} ({r['reason']})")
+        if outcome.state == "failed":
+            lines += failure_text(outcome)
+    return lines
 
 
 def failure_text(outcome: Outcome) -> list[str]:

@@ -1,0 +1,162 @@
+"""What the bot needs from a forge, and the events it reacts to. Pure data and one Protocol:
+the forge-specific code implements `Forge` (bot/forges/github.py, bot/forges/gitlab.py); the
+job functions only ever see these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bot.errors import PromisebotError
+
+ForgeName = Literal["github", "gitlab"]
+EventKind = Literal[
+    "push",            # commits pushed to a branch (default branch: reconcile)
+    "change_opened",   # a PR/MR opened, reopened, or marked ready: plan
+    "change_updated",  # new commits on a PR/MR: plan again
+    "change_merged",   # merged: apply
+    "change_closed",   # closed without merge: discard its saved plan
+    "comment",         # a comment on a PR/MR (ChatOps, a later issue)
+    "ignored",         # anything else; `reason` says why
+]
+StatusState = Literal["pending", "success", "failure", "error"]
+
+
+class ForgeError(PromisebotError):
+    """A forge API call failed. `retryable` for 5xx, rate limits and network errors;
+    `retry_after` seconds when the forge said (Retry-After / rate-limit reset)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    """A repository on a forge. `full_name` is GitHub's owner/name or GitLab's path_with_namespace;
+    `project_id` is GitLab's numeric id (None on GitHub)."""
+
+    forge: ForgeName
+    full_name: str
+    clone_url: str
+    default_branch: str
+    project_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One verified webhook delivery, parsed (bot/forges/events.py). Fields that do not apply to
+    the kind are empty."""
+
+    forge: ForgeName
+    kind: EventKind
+    delivery: str  # X-GitHub-Delivery / X-Gitlab-Event-UUID: the dedupe key
+    repo: Repo | None = None
+    reason: str = ""  # why an event is ignored
+    # push
+    ref: str = ""  # refs/heads/<branch>
+    before: str = ""
+    after: str = ""
+    pusher: str = ""
+    commit_messages: tuple[str, ...] = ()
+    # pull / merge request
+    number: int = 0  # PR number / MR iid
+    head_sha: str = ""
+    base_ref: str = ""  # the branch it merges into
+    base_sha: str = ""
+    merge_sha: str = ""  # the merge commit, once merged
+    draft: bool = False
+    author: str = ""
+    url: str = ""  # the PR/MR's web page
+    # comment
+    comment_id: int = 0
+    comment_body: str = ""
+    commenter: str = ""
+    # GitHub App
+    installation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A PR/MR as the forge reports it now (`Forge.fetch_change`)."""
+
+    number: int
+    url: str
+    state: Literal["open", "closed", "merged"]
+    head_sha: str
+    base_ref: str
+    base_sha: str
+    merge_sha: str
+    author: str
+    approvers: tuple[str, ...] = ()
+    draft: bool = False
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: int
+    body: str
+    author: str = ""
+
+
+@dataclass(slots=True)
+class Credentials:
+    """HTTP credentials to clone/fetch a repository of the forge (never logged)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+class Forge(Protocol):
+    """One forge (GitHub.com / GitHub Enterprise, GitLab.com / self-managed). Every method does
+    network I/O and raises ForgeError."""
+
+    name: ForgeName
+
+    def fetch_change(self, repo: Repo, number: int) -> Change: ...
+
+    def head_ref(self, number: int) -> str:
+        """The ref a PR/MR's head is fetched from in the base repository (forks included):
+        refs/pull/N/head (GitHub) or refs/merge-requests/N/head (GitLab)."""
+        ...
+
+    def comments(self, repo: Repo, number: int) -> list[Comment]: ...
+
+    def create_comment(self, repo: Repo, number: int, body: str) -> Comment: ...
+
+    def edit_comment(self, repo: Repo, number: int, comment_id: int, body: str) -> None: ...
+
+    def set_status(self, repo: Repo, sha: str, context: str, state: StatusState, description: str,
+                   target_url: str = "") -> None: ...
+
+    def permission(self, repo: Repo, user: str) -> str:
+        """The user's role on the repository: "admin", "maintain", "write", "triage", "read" or
+        "none" (GitLab access levels mapped onto these)."""
+        ...
+
+    def clone_credentials(self, repo: Repo) -> Credentials | None: ...
+
+    def comment_limit(self) -> int:
+        """The longest comment body the forge accepts, in characters."""
+        ...
+
+
+def event_to_json(event: Event) -> dict[str, object]:
+    """An event as plain JSON data (what a queued job carries)."""
+    out: dict[str, object] = {f: getattr(event, f) for f in Event.__dataclass_fields__}
+    out["repo"] = None if event.repo is None else {f: getattr(event.repo, f) for f in Repo.__dataclass_fields__}
+    out["commit_messages"] = list(event.commit_messages)
+    return out
+
+
+def event_from_json(data: dict[str, object]) -> Event:
+    fields = dict(data)
+    repo = fields.pop("repo", None)
+    messages = fields.pop("commit_messages", ())
+    return Event(**fields, repo=Repo(**repo) if isinstance(repo, dict) else None,  # type: ignore[arg-type]
+                 commit_messages=tuple(messages) if isinstance(messages, list | tuple) else ())

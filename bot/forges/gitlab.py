@@ -1,0 +1,333 @@
+"""GitLab.com and self-managed GitLab behind `base.Forge`, through python-gitlab only.
+
+Every API call goes through python-gitlab; its requests session carries one adapter of ours
+that only observes: it counts each HTTP exchange per status code (`on_call("gitlab", code)`,
+code 0 for a connection that produced no response) and remembers the last response's headers
+per thread, so a refused call's `Retry-After` reaches the `ForgeError`. python-gitlab does not
+retry unless `retries` > 0: by default every failure is raised at once, as a `ForgeError`
+marked `retryable` for 5xx, 429, 409 (GitLab's "another update is in progress" lock) and
+network errors, and the job queue retries with its own backoff.
+
+The token goes only into python-gitlab's `PRIVATE-TOKEN` header and into `clone_credentials`;
+it is never logged, error messages are redacted of it, and a `ForgeError` is raised `from None`
+(its traceback shows no library exception carrying the request).
+
+Mapping onto the forge-neutral types:
+
+- merge request states: `opened` (and `locked`, a merge in progress) -> open, `closed`, `merged`;
+  the merge SHA is `merge_commit_sha`, else `squash_commit_sha`, else (a fast-forward merge,
+  which makes no commit of its own) the merged head `sha`;
+- approvers: `approved_by` of the MR approvals endpoint; an instance or tier without it
+  (403/404) means no approvers;
+- commit statuses: pending/success -> pending/success, failure -> failed, error -> failed with
+  the description saying it is an error; `context` is the status name. GitLab refuses a second
+  `pending` on a job that is already pending or running ("Cannot transition status via
+  :enqueue"): that status already says what was asked, so it is not an error;
+- roles: the member's `access_level` on the project including inherited memberships
+  (`members/all`): 50 owner -> admin, 40 maintainer -> maintain, 30 developer -> write,
+  20 reporter / 15 planner / 10 guest -> read; 5 (minimal access), no membership, a blocked
+  user, an awaiting or expired membership -> none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NoReturn
+
+import gitlab
+import gitlab.exceptions
+import requests
+from requests.adapters import HTTPAdapter
+
+from bot.forges.base import Change, Comment, Credentials, ForgeError, ForgeName, Repo, StatusState
+from bot.redact import redact
+
+DEFAULT_URL = "https://gitlab.com"
+COMMENT_LIMIT = 1_000_000  # GitLab's maximum note length, in characters
+STATUS_DESCRIPTION_LIMIT = 255
+PER_PAGE = 100  # GitLab's largest page
+
+_STATES: dict[StatusState, str] = {"pending": "pending", "success": "success", "failure": "failed",
+                                   "error": "failed"}
+_MR_STATES: dict[str, Literal["open", "closed", "merged"]] = {
+    "opened": "open", "locked": "open", "reopened": "open", "closed": "closed", "merged": "merged"}
+# (lowest access_level, role), highest first.
+_ROLES: tuple[tuple[int, str], ...] = ((50, "admin"), (40, "maintain"), (30, "write"), (10, "read"))
+
+OnCall = Callable[[str, int], None]
+
+
+class _ObservingAdapter(HTTPAdapter):
+    """Counts every HTTP exchange and keeps the last response's headers of each thread. It
+    changes nothing in the request or the response."""
+
+    def __init__(self, on_call: OnCall | None, last: threading.local) -> None:
+        super().__init__()
+        self._on_call = on_call
+        self._last = last
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self._last.response = None
+        try:
+            response = super().send(request, *args, **kwargs)
+        except requests.RequestException:
+            self._count(0)
+            raise
+        self._last.response = (response.status_code, dict(response.headers))
+        self._count(response.status_code)
+        return response
+
+    def _count(self, code: int) -> None:
+        if self._on_call is not None:
+            self._on_call("gitlab", code)
+
+
+class GitLabForge:
+    """GitLab (`url`: https://gitlab.com or a self-managed instance's root URL) with a personal,
+    project or group access token (`token`, sent as PRIVATE-TOKEN).
+
+    `on_call(forge, code)` is called once per HTTP exchange with its status code (0: no
+    response). `timeout` bounds each request, in seconds. `retries` > 0 lets python-gitlab
+    itself retry transient errors and rate limits that many times (sleeping as GitLab asks)
+    before a `ForgeError` is raised; the default 0 leaves retrying to the caller."""
+
+    name: ForgeName = "gitlab"
+
+    def __init__(self, token: str, *, url: str = DEFAULT_URL, on_call: OnCall | None = None,
+                 timeout: float = 30.0, retries: int = 0, ssl_verify: bool | str = True) -> None:
+        if not token:
+            raise ForgeError("GitLab: no token given (set PROMISEBOT_GITLAB_TOKEN)")
+        self.url = url.rstrip("/")
+        self._token = token
+        self._last = threading.local()
+        session = requests.Session()
+        adapter = _ObservingAdapter(on_call, self._last)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._gl = gitlab.Gitlab(self.url, private_token=token, timeout=timeout, ssl_verify=ssl_verify,
+                                 per_page=PER_PAGE, keep_base_url=True, session=session,
+                                 user_agent=f"promisebot python-gitlab/{gitlab.__version__}",
+                                 retry_transient_errors=retries > 0)
+        # Per call: python-gitlab's retry loop (429 included) runs only when asked for.
+        self._call: dict[str, Any] = {"max_retries": retries, "obey_rate_limit": retries > 0,
+                                      "retry_transient_errors": retries > 0}
+
+    def __repr__(self) -> str:
+        return f"GitLabForge(url={self.url!r})"
+
+    # -- Forge ------------------------------------------------------------------------------
+
+    def fetch_change(self, repo: Repo, number: int) -> Change:
+        what = f"fetching merge request !{number} of {repo.full_name}"
+        try:
+            mr = self._project(repo).mergerequests.get(number, **self._call)
+            approvers = self._approvers(mr)
+        except Exception as e:  # every failure becomes a ForgeError
+            self._raise(what, e)
+        attrs = mr.attributes
+        state = _MR_STATES.get(str(attrs.get("state")))
+        if state is None:
+            raise ForgeError(f"GitLab: {what}: unknown merge request state {attrs.get('state')!r}")
+        head = attrs.get("sha") or ""
+        merge = attrs.get("merge_commit_sha") or attrs.get("squash_commit_sha") or ""
+        if state == "merged" and not merge:
+            merge = head  # fast-forward merge: the head itself landed
+        diff_refs = attrs.get("diff_refs") or {}
+        author = attrs.get("author") or {}
+        draft = attrs.get("draft")
+        return Change(
+            number=int(attrs.get("iid", number)),
+            url=str(attrs.get("web_url") or ""),
+            state=state,
+            head_sha=head,
+            base_ref=str(attrs.get("target_branch") or ""),
+            base_sha=str(diff_refs.get("base_sha") or ""),
+            merge_sha=merge,
+            author=str(author.get("username") or ""),
+            approvers=approvers,
+            draft=bool(draft if draft is not None else attrs.get("work_in_progress", False)),
+            title=str(attrs.get("title") or ""),
+        )
+
+    def head_ref(self, number: int) -> str:
+        return f"refs/merge-requests/{number}/head"
+
+    def comments(self, repo: Repo, number: int) -> list[Comment]:
+        """The MR's comments, oldest first; system notes ("added 1 commit", ...) left out."""
+        try:
+            notes = self._mr(repo, number).notes.list(iterator=True, sort="asc", order_by="created_at",
+                                                      **self._call)
+            return [_comment(note.attributes) for note in notes if not note.attributes.get("system")]
+        except Exception as e:
+            self._raise(f"listing the comments of merge request !{number} of {repo.full_name}", e)
+
+    def create_comment(self, repo: Repo, number: int, body: str) -> Comment:
+        try:
+            note = self._mr(repo, number).notes.create({"body": body}, **self._call)
+        except Exception as e:
+            self._raise(f"commenting on merge request !{number} of {repo.full_name}", e)
+        return _comment(note.attributes)
+
+    def edit_comment(self, repo: Repo, number: int, comment_id: int, body: str) -> None:
+        try:
+            self._mr(repo, number).notes.update(comment_id, {"body": body}, **self._call)
+        except Exception as e:
+            self._raise(f"editing comment {comment_id} of merge request !{number} of {repo.full_name}", e)
+
+    def set_status(self, repo: Repo, sha: str, context: str, state: StatusState, description: str,
+                   target_url: str = "") -> None:
+        if state not in _STATES:
+            raise ForgeError(f"GitLab: unknown commit status state {state!r}")
+        text = f"error: {description}" if state == "error" else description
+        if len(text) > STATUS_DESCRIPTION_LIMIT:
+            text = text[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+        data: dict[str, Any] = {"state": _STATES[state], "name": context, "description": text}
+        if target_url:
+            data["target_url"] = target_url
+        try:
+            self._project(repo).commits.get(sha, lazy=True).statuses.create(data, **self._call)
+        except gitlab.exceptions.GitlabError as e:
+            if (state == "pending" and e.response_code == 400
+                    and "Cannot transition status via :enqueue" in str(e.error_message)):
+                return  # already pending (or running): what was asked holds
+            self._raise(f"setting status {context!r} on {sha[:12]} of {repo.full_name}", e)
+        except Exception as e:
+            self._raise(f"setting status {context!r} on {sha[:12]} of {repo.full_name}", e)
+
+    def permission(self, repo: Repo, user: str) -> str:
+        what = f"reading {user!r}'s role on {repo.full_name}"
+        try:
+            found = [u for u in self._gl.users.list(username=user, get_all=False, **self._call)
+                     if str(u.attributes.get("username", "")).lower() == user.lower()]
+            if not found:
+                return "none"
+            try:
+                member = self._project(repo).members_all.get(found[0].get_id(), **self._call)
+            except gitlab.exceptions.GitlabError as e:
+                if e.response_code == 404:
+                    return "none"
+                raise
+        except Exception as e:
+            self._raise(what, e)
+        return _role(member.attributes)
+
+    def clone_credentials(self, repo: Repo) -> Credentials | None:
+        return Credentials(username="oauth2", password=self._token)
+
+    def comment_limit(self) -> int:
+        return COMMENT_LIMIT
+
+    # -- beyond the Protocol ----------------------------------------------------------------
+
+    def repo(self, project: str | int) -> Repo:
+        """The project with this id or full path (`group/sub/project`), as a `Repo`."""
+        try:
+            found = self._gl.projects.get(project, **self._call)
+        except Exception as e:
+            self._raise(f"reading project {project}", e)
+        attrs = found.attributes
+        return Repo(forge="gitlab", full_name=str(attrs["path_with_namespace"]),
+                    clone_url=str(attrs.get("http_url_to_repo") or ""),
+                    default_branch=str(attrs.get("default_branch") or ""), project_id=int(attrs["id"]))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _project(self, repo: Repo) -> Any:
+        # Lazy: no request; GitLab takes the numeric id or the URL-encoded path anywhere.
+        return self._gl.projects.get(repo.project_id if repo.project_id is not None else repo.full_name,
+                                     lazy=True)
+
+    def _mr(self, repo: Repo, number: int) -> Any:
+        return self._project(repo).mergerequests.get(number, lazy=True)
+
+    def _approvers(self, mr: Any) -> tuple[str, ...]:
+        try:
+            approvals = mr.approvals.get(**self._call)
+        except gitlab.exceptions.GitlabError as e:
+            if e.response_code in (403, 404):
+                return ()  # no approvals API on this instance or tier
+            raise
+        names = []
+        for entry in approvals.attributes.get("approved_by") or []:
+            username = ((entry or {}).get("user") or {}).get("username")
+            if username:
+                names.append(str(username))
+        return tuple(names)
+
+    def _raise(self, what: str, error: Exception) -> NoReturn:
+        status: int | None = None
+        retryable = False
+        if isinstance(error, gitlab.exceptions.GitlabError):
+            status = error.response_code
+            detail = str(error.error_message) or type(error).__name__
+            if status is not None:
+                retryable = status >= 500 or status in (409, 429)
+        elif isinstance(error, requests.exceptions.SSLError):
+            detail = f"TLS error: {error}"
+        elif isinstance(error, (requests.ConnectionError, requests.Timeout,
+                                requests.exceptions.ChunkedEncodingError)):
+            detail = f"cannot reach {self.url}: {error}"
+            retryable = True
+        elif isinstance(error, ForgeError):
+            raise error
+        else:
+            detail = f"{type(error).__name__}: {error}"
+        retry_after = self._retry_after(status) if status is not None else None
+        code = f"HTTP {status}: " if status is not None else ""
+        message = redact(f"GitLab: {what} failed: {code}{detail}", [self._token])
+        raise ForgeError(message, status=status, retryable=retryable, retry_after=retry_after) from None
+
+    def _retry_after(self, status: int) -> float | None:
+        last = getattr(self._last, "response", None)
+        if last is None or last[0] != status:
+            return None
+        return _retry_after(last[1])
+
+
+def _comment(attrs: Mapping[str, Any]) -> Comment:
+    author = attrs.get("author") or {}
+    return Comment(id=int(attrs["id"]), body=str(attrs.get("body") or ""), author=str(author.get("username") or ""))
+
+
+def _role(member: Mapping[str, Any]) -> str:
+    if member.get("state", "active") != "active" or member.get("membership_state", "active") != "active":
+        return "none"
+    expires = member.get("expires_at")
+    if expires:
+        try:
+            if dt.date.fromisoformat(str(expires)[:10]) < dt.datetime.now(dt.UTC).date():
+                return "none"
+        except ValueError:
+            pass
+    level = int(member.get("access_level") or 0)
+    for lowest, role in _ROLES:
+        if level >= lowest:
+            return role
+    return "none"
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date), else GitLab's
+    `RateLimit-Reset` (epoch seconds)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max(0.0, when.timestamp() - time.time())
+    reset = lowered.get("ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            return None
+    return None

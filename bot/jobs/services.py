@@ -1,0 +1,65 @@
+"""Everything a job needs, built once per process from the configuration: the forge clients,
+the repository cache, the shared backend (Redis or memory) and the pipeline runner. The web
+process builds one for its in-process worker; `promisebot worker` builds its own from the same
+environment, so a job runs the same wherever it lands."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.forges.base import Event, Forge
+from bot.jobs.backend import Backend, make_backend
+from bot.jobs.repos import RepoCache
+from bot.server.config import BotConfig, ConfigError
+from bot.server.metrics import count_forge_call
+from runners.base import Runner
+
+
+def _docker_runner() -> Runner:
+    from runners.docker import DockerRunner
+
+    return DockerRunner()
+
+
+@dataclass
+class Services:
+    config: BotConfig
+    backend: Backend
+    repos: RepoCache
+    runner_factory: Callable[[], Runner] = _docker_runner
+    _forges: dict[tuple[str, int | None], Forge] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_config(cls, config: BotConfig, runner_factory: Callable[[], Runner] = _docker_runner) -> Services:
+        return cls(config, make_backend(config.redis_url), RepoCache(config.data_dir), runner_factory)
+
+    def forge(self, event: Event) -> Forge:
+        """The client for the event's forge (a GitHub App client per installation)."""
+        key = (event.forge, event.installation_id if event.forge == "github" else None)
+        with self._lock:
+            if key not in self._forges:
+                self._forges[key] = self._make_forge(event)
+            return self._forges[key]
+
+    def _make_forge(self, event: Event) -> Forge:
+        c = self.config
+        if event.forge == "github":
+            from bot.forges.github import GitHubForge
+
+            if c.github_token:
+                return GitHubForge(api_url=c.github_api_url, token=c.github_token, on_call=count_forge_call)
+            if c.github_app_id and c.github_app_private_key:
+                if event.installation_id is None:
+                    raise ConfigError("a GitHub App event without installation.id: cannot authenticate")
+                return GitHubForge(api_url=c.github_api_url, app_id=c.github_app_id,
+                                   private_key=c.github_app_private_key, installation_id=event.installation_id,
+                                   on_call=count_forge_call)
+            raise ConfigError("a GitHub event, but GitHub is not configured")
+        from bot.forges.gitlab import GitLabForge
+
+        if not c.gitlab_token:
+            raise ConfigError("a GitLab event, but GitLab is not configured")
+        return GitLabForge(c.gitlab_token, url=c.gitlab_url, on_call=count_forge_call)

@@ -1,0 +1,742 @@
+"""A stand-in for GitHub's REST API, for tests: plain HTTP on 127.0.0.1, in a thread.
+
+It serves what PyGithub (2.x) requests for `bot/forges/github.py`, with the response shapes of
+GitHub's published REST API (docs.github.com/rest, API version 2022-11-28), checked against the
+api.github.com responses PyGithub records and replays in its own tests (tests/ReplayData) and
+against the fields PyGithub's classes parse:
+
+    GET   /repos/{owner}/{repo}                                  repository
+    GET   /repos/{owner}/{repo}/pulls/{n}                        pull request
+    GET   /repos/{owner}/{repo}/pulls/{n}/reviews                reviews, oldest first, paginated
+    GET   /repos/{owner}/{repo}/issues/{n}/comments              issue comments, paginated (Link)
+    POST  /repos/{owner}/{repo}/issues/{n}/comments              201
+    PATCH /repos/{owner}/{repo}/issues/comments/{id}
+    POST  /repos/{owner}/{repo}/statuses/{sha}                   201
+    GET   /repos/{owner}/{repo}/collaborators/{user}/permission
+    GET   /repos/{owner}/{repo}/installation                     (GitHub App JWT)
+    POST  /app/installations/{id}/access_tokens                  201 (GitHub App JWT, RS256, verified)
+    GET   /rate_limit
+
+`/repositories/{id}/...` is the same as `/repos/{owner}/{repo}/...` (GitHub's Link headers use
+that form). With `prefix="/api/v3"` every path sits under it, as on GitHub Enterprise Server.
+
+State lives in memory: tests set it up (`add_repo`, `add_pull`, `add_review`, `add_comment`,
+`set_permission`, `add_app`, `add_installation`) and assert on it (`comments`, `statuses`) and
+on `requests`, every request received (method, path, query, JSON body, which credential it
+carried, the status answered). Every call needs a valid credential: a token added with
+`add_token`, an installation token this server issued (unexpired, for a repository of its
+installation), or, on the App endpoints, a JWT signed with a registered App's key; anything else
+gets 401. `fail_next(n, status)` answers the next n calls with 500, 502, 429 (Retry-After) or a
+403 primary rate limit (x-ratelimit-remaining: 0) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import jwt
+
+DOCS = "https://docs.github.com/rest"
+RATE_LIMIT = 5000
+STATUS_STATES = ("error", "failure", "pending", "success")
+COMMENT_LIMIT = 65536
+DESCRIPTION_LIMIT = 140
+JWT_MAX_LIFETIME = 600  # GitHub: exp no more than 10 minutes after iat
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+# role -> (legacy `permission`, user.permissions flags)
+_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "admin": ("admin", ("admin", "maintain", "push", "triage", "pull")),
+    "maintain": ("write", ("maintain", "push", "triage", "pull")),
+    "write": ("write", ("push", "triage", "pull")),
+    "triage": ("read", ("triage", "pull")),
+    "read": ("read", ("pull",)),
+    "none": ("none", ()),
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Recorded:
+    """One request the server received."""
+
+    method: str
+    path: str  # as requested, prefix included, without the query
+    route: str  # without the prefix; /repositories/{id} rewritten to /repos/{owner}/{name}
+    query: dict[str, str]
+    body: Any  # the parsed JSON body, or None
+    auth: str  # "token" | "installation" | "jwt" | "none" | "invalid"
+    who: str  # the token's login, "installation:<id>" or "app:<id>"; "" when not authenticated
+    user_agent: str
+    status: int = 0
+
+
+@dataclass
+class Pull:
+    number: int
+    title: str
+    user: str
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    state: str = "open"
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    draft: bool = False
+    body: str = ""
+    created_at: str = field(default_factory=_now)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RepoState:
+    id: int
+    owner: str
+    name: str
+    default_branch: str
+    private: bool
+    pulls: dict[int, Pull] = field(default_factory=dict)
+    roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (role_name, base role)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int | None
+    path_contains: str | None
+    rate_limited: bool = True
+
+
+class _Reply(Exception):
+    """Answer the request with this status, JSON body and headers."""
+
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _error(status: int, message: str, **extra: Any) -> _Reply:
+    return _Reply(status, {"message": message, "documentation_url": DOCS, "status": str(status), **extra})
+
+
+class GitHubServer:
+    """The stand-in; a context manager. `api_url` is what GitHubForge's `api_url` takes."""
+
+    def __init__(self, *, prefix: str = "", installation_token_ttl: float = 3600.0) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.installation_token_ttl = installation_token_ttl
+        self.requests: list[Recorded] = []
+        self._lock = threading.RLock()
+        self._ids = iter(range(1_000_001, 10**9))
+        self._tokens: dict[str, str] = {}  # token -> login
+        self._users: dict[str, int] = {}
+        self._repos: dict[str, RepoState] = {}
+        self._comments: dict[int, dict[str, Any]] = {}  # id -> {repo, number, body, user, created_at, updated_at}
+        self._statuses: list[dict[str, Any]] = []
+        self._apps: dict[str, dict[str, Any]] = {}  # app id -> {key, slug}
+        self._installations: dict[int, dict[str, Any]] = {}  # id -> {app, account, repos}
+        self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires)
+        self._failures: list[_Failure] = []
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._http.daemon_threads = True
+        self.port = self._http.server_address[1]
+        self.web_url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.web_url}{self.prefix}"
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> GitHubServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), name="github-stand-in",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._http.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._http.server_close()
+
+    def __enter__(self) -> GitHubServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- setting up -------------------------------------------------------------------------
+
+    def add_token(self, token: str, login: str = "promisebot") -> None:
+        with self._lock:
+            self._tokens[token] = login
+            self._user_id(login)
+
+    def add_user(self, login: str) -> None:
+        with self._lock:
+            self._user_id(login)
+
+    def add_repo(self, full_name: str, *, default_branch: str = "main", private: bool = True) -> RepoState:
+        owner, name = full_name.split("/")
+        with self._lock:
+            self._user_id(owner)
+            repo = RepoState(next(self._ids), owner, name, default_branch, private)
+            self._repos[full_name] = repo
+            return repo
+
+    def add_pull(self, full_name: str, number: int, *, head_sha: str, base_sha: str, base_ref: str = "main",
+                 head_ref: str = "feature", user: str = "alice", title: str = "", state: str = "open",
+                 merged: bool = False, merge_commit_sha: str | None = None, draft: bool = False) -> Pull:
+        with self._lock:
+            self._user_id(user)
+            pull = Pull(number, title or f"Pull request {number}", user, head_sha, head_ref, base_sha, base_ref,
+                        state, merged, merge_commit_sha, draft)
+            self._repos[full_name].pulls[number] = pull
+            return pull
+
+    def update_pull(self, full_name: str, number: int, **fields: Any) -> None:
+        with self._lock:
+            pull = self._repos[full_name].pulls[number]
+            for key, value in fields.items():
+                if not hasattr(pull, key):
+                    raise AttributeError(key)
+                setattr(pull, key, value)
+
+    def add_review(self, full_name: str, number: int, user: str, state: str, *, commit_id: str | None = None,
+                   body: str = "") -> int:
+        """A submitted review: state APPROVED, CHANGES_REQUESTED, COMMENTED or DISMISSED."""
+        assert state in ("APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"), state
+        with self._lock:
+            self._user_id(user)
+            pull = self._repos[full_name].pulls[number]
+            review_id = next(self._ids)
+            pull.reviews.append({"id": review_id, "user": user, "state": state, "body": body,
+                                 "commit_id": commit_id or pull.head_sha, "submitted_at": _now()})
+            return review_id
+
+    def add_comment(self, full_name: str, number: int, body: str, *, user: str = "someone") -> int:
+        with self._lock:
+            self._user_id(user)
+            return self._new_comment(full_name, number, body, user)
+
+    def set_permission(self, full_name: str, user: str, role: str, *, base: str | None = None) -> None:
+        """The user's role on the repository: admin, maintain, write, triage, read, none, or a
+        custom role name with the base role it extends (`base`)."""
+        base = base or role
+        assert base in _ROLES, base
+        with self._lock:
+            self._user_id(user)
+            self._repos[full_name].roles[user] = (role, base)
+
+    def add_app(self, app_id: int | str, public_key_pem: str | bytes, *, slug: str = "promisebot") -> None:
+        with self._lock:
+            key = public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
+            self._apps[str(app_id)] = {"key": key, "slug": slug}
+            self._user_id(f"{slug}[bot]")
+
+    def add_installation(self, app_id: int | str, installation_id: int, repos: list[str],
+                         *, account: str | None = None) -> None:
+        with self._lock:
+            account = account or repos[0].split("/")[0]
+            self._user_id(account)
+            self._installations[installation_id] = {"app": str(app_id), "account": account, "repos": list(repos)}
+
+    def revoke_installation_tokens(self) -> None:
+        """Every installation token issued so far stops working (as when an App is reinstalled)."""
+        with self._lock:
+            self._installation_tokens.clear()
+
+    def fail_next(self, count: int, status: int, *, retry_after: int | None = None,
+                  path_contains: str | None = None, rate_limited: bool = True) -> None:
+        """Answer the next `count` requests (those whose path contains `path_contains`, if
+        given) with `status`: 403 is a primary rate limit (x-ratelimit-remaining 0, reset in
+        `retry_after` or 60 s) unless `rate_limited` is False (then a permission refusal), 429 a
+        secondary rate limit (Retry-After: `retry_after` or 60), 502 an HTML gateway page; any
+        other status a JSON error, with Retry-After when `retry_after` is given."""
+        with self._lock:
+            self._failures.extend(_Failure(status, retry_after, path_contains, rate_limited) for _ in range(count))
+
+    # -- reading state ----------------------------------------------------------------------
+
+    def repo(self, full_name: str) -> RepoState:
+        with self._lock:
+            return self._repos[full_name]
+
+    def comments(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c, id=i) for i, c in self._comments.items()
+                    if c["repo"] == full_name and c["number"] == number]
+
+    def statuses(self, full_name: str, sha: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self._statuses if s["repo"] == full_name and (sha is None or s["sha"] == sha)]
+
+    def calls(self, method: str | None = None, route: str | None = None) -> list[Recorded]:
+        """Recorded requests, by method and route (a regex matched against the whole route)."""
+        with self._lock:
+            return [r for r in self.requests if (method is None or r.method == method)
+                    and (route is None or re.fullmatch(route, r.route))]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _user_id(self, login: str) -> int:
+        if login not in self._users:
+            self._users[login] = next(self._ids)
+        return self._users[login]
+
+    def _user(self, login: str) -> dict[str, Any]:
+        api = f"{self.api_url}/users/{quote(login)}"
+        return {
+            "login": login, "id": self._user_id(login), "node_id": f"U_{self._user_id(login)}",
+            "avatar_url": f"{self.web_url}/avatars/u/{self._user_id(login)}", "gravatar_id": "",
+            "url": api, "html_url": f"{self.web_url}/{quote(login)}", "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}", "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}", "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs", "repos_url": f"{api}/repos", "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": "Bot" if login.endswith("[bot]") else "User", "site_admin": False,
+        }
+
+    def _repo(self, repo: RepoState) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        return {
+            "id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name,
+            "private": repo.private, "owner": self._user(repo.owner), "html_url": f"{self.web_url}/{repo.full_name}",
+            "description": None, "fork": False, "url": api,
+            "collaborators_url": f"{api}/collaborators{{/collaborator}}",
+            "comments_url": f"{api}/comments{{/number}}", "commits_url": f"{api}/commits{{/sha}}",
+            "issue_comment_url": f"{api}/issues/comments{{/number}}", "issues_url": f"{api}/issues{{/number}}",
+            "pulls_url": f"{api}/pulls{{/number}}", "statuses_url": f"{api}/statuses/{{sha}}",
+            "git_url": f"git://127.0.0.1:{self.port}/{repo.full_name}.git",
+            "ssh_url": f"git@127.0.0.1:{repo.full_name}.git",
+            "clone_url": f"{self.web_url}/{repo.full_name}.git", "svn_url": f"{self.web_url}/{repo.full_name}",
+            "homepage": None, "size": 1, "language": None, "archived": False, "disabled": False,
+            "visibility": "private" if repo.private else "public", "default_branch": repo.default_branch,
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": _now(), "pushed_at": _now(),
+        }
+
+    def _pull(self, repo: RepoState, pull: Pull) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{repo.full_name}"
+        html = f"{self.web_url}/{repo.full_name}/pull/{pull.number}"
+
+        def part(ref: str, sha: str) -> dict[str, Any]:
+            return {"label": f"{repo.owner}:{ref}", "ref": ref, "sha": sha, "user": self._user(repo.owner),
+                    "repo": self._repo(repo)}
+
+        closed = pull.state == "closed"
+        return {
+            "url": f"{api}/pulls/{pull.number}", "id": 7_000_000 + pull.number, "node_id": f"PR_{pull.number}",
+            "html_url": html, "diff_url": f"{html}.diff", "patch_url": f"{html}.patch",
+            "issue_url": f"{api}/issues/{pull.number}", "commits_url": f"{api}/pulls/{pull.number}/commits",
+            "review_comments_url": f"{api}/pulls/{pull.number}/comments",
+            "review_comment_url": f"{api}/pulls/comments{{/number}}",
+            "comments_url": f"{api}/issues/{pull.number}/comments", "statuses_url": f"{api}/statuses/{pull.head_sha}",
+            "number": pull.number, "state": pull.state, "locked": False, "title": pull.title,
+            "user": self._user(pull.user), "body": pull.body, "labels": [], "milestone": None,
+            "active_lock_reason": None, "created_at": pull.created_at, "updated_at": _now(),
+            "closed_at": _now() if closed else None, "merged_at": _now() if pull.merged else None,
+            "merge_commit_sha": pull.merge_commit_sha, "assignee": None, "assignees": [],
+            "requested_reviewers": [], "requested_teams": [],
+            "head": part(pull.head_ref, pull.head_sha), "base": part(pull.base_ref, pull.base_sha),
+            "_links": {"self": {"href": f"{api}/pulls/{pull.number}"}, "html": {"href": html},
+                       "issue": {"href": f"{api}/issues/{pull.number}"},
+                       "comments": {"href": f"{api}/issues/{pull.number}/comments"},
+                       "statuses": {"href": f"{api}/statuses/{pull.head_sha}"}},
+            "author_association": "CONTRIBUTOR", "auto_merge": None, "draft": pull.draft, "merged": pull.merged,
+            "mergeable": None if closed else True, "rebaseable": None if closed else True,
+            "mergeable_state": "unknown" if closed else "clean",
+            "merged_by": self._user(repo.owner) if pull.merged else None, "comments": 0, "review_comments": 0,
+            "maintainer_can_modify": False, "commits": 1, "additions": 1, "deletions": 0, "changed_files": 1,
+        }
+
+    def _review(self, repo: RepoState, pull: Pull, review: dict[str, Any]) -> dict[str, Any]:
+        html = f"{self.web_url}/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review['id']}"
+        pull_url = f"{self.api_url}/repos/{repo.full_name}/pulls/{pull.number}"
+        return {
+            "id": review["id"], "node_id": f"PRR_{review['id']}", "user": self._user(review["user"]),
+            "body": review["body"], "state": review["state"], "html_url": html, "pull_request_url": pull_url,
+            "author_association": "MEMBER", "_links": {"html": {"href": html}, "pull_request": {"href": pull_url}},
+            "submitted_at": review["submitted_at"], "commit_id": review["commit_id"],
+        }
+
+    def _new_comment(self, full_name: str, number: int, body: str, user: str) -> int:
+        comment_id = next(self._ids)
+        now = _now()
+        self._comments[comment_id] = {"repo": full_name, "number": number, "body": body, "user": user,
+                                      "created_at": now, "updated_at": now}
+        return comment_id
+
+    def _comment(self, comment_id: int) -> dict[str, Any]:
+        c = self._comments[comment_id]
+        api = f"{self.api_url}/repos/{c['repo']}"
+        return {
+            "id": comment_id, "node_id": f"IC_{comment_id}", "url": f"{api}/issues/comments/{comment_id}",
+            "html_url": f"{self.web_url}/{c['repo']}/pull/{c['number']}#issuecomment-{comment_id}",
+            "body": c["body"], "user": self._user(c["user"]), "created_at": c["created_at"],
+            "updated_at": c["updated_at"], "issue_url": f"{api}/issues/{c['number']}",
+            "author_association": "NONE", "performed_via_github_app": None,
+        }
+
+    def _page(self, items: list[Any], query: dict[str, str], link_path: str) -> _Reply:
+        """One page of `items` as GitHub paginates: per_page (default 30, at most 100), page (from
+        1), and a Link header with next/last/first/prev (absolute URLs, query kept)."""
+        try:
+            per_page = min(max(int(query.get("per_page", "30")), 1), 100)
+            page = max(int(query.get("page", "1")), 1)
+        except ValueError:
+            raise _error(422, "Validation Failed") from None
+        pages = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+
+        def url(n: int) -> str:
+            params = {k: v for k, v in query.items() if k != "page"}
+            params["page"] = str(n)
+            return f"{self.api_url}{link_path}?{urlencode(params)}"
+
+        links = []
+        if page < pages:
+            links += [f'<{url(page + 1)}>; rel="next"', f'<{url(pages)}>; rel="last"']
+        if page > 1:
+            links += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
+        return _Reply(200, chunk, {"Link": ", ".join(links)} if links else {})
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def _authenticate(self, header: str) -> tuple[str, str, Any]:
+        """(auth kind, who, detail): detail is the installation id or the app id."""
+        if not header:
+            return "none", "", None
+        scheme, _, value = header.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme not in ("token", "bearer") or not value:
+            return "invalid", "", None
+        if value in self._tokens:
+            return "token", self._tokens[value], None
+        if value in self._installation_tokens:
+            installation, expires = self._installation_tokens[value]
+            if expires <= time.time():
+                return "invalid", "", None
+            return "installation", f"installation:{installation}", installation
+        if value.count(".") == 2:
+            return self._verify_jwt(value)
+        return "invalid", "", None
+
+    def _verify_jwt(self, token: str) -> tuple[str, str, Any]:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            issuer = str(claims.get("iss", ""))
+            app = self._apps.get(issuer)
+            if app is None:
+                return "invalid", "", None
+            verified = jwt.decode(token, app["key"], algorithms=["RS256"],
+                                  options={"require": ["iat", "exp", "iss"]})
+        except jwt.PyJWTError:
+            return "invalid", "", None
+        if int(verified["exp"]) - int(verified["iat"]) > JWT_MAX_LIFETIME + 60 or \
+                int(verified["exp"]) > time.time() + JWT_MAX_LIFETIME:
+            return "invalid", "", None  # 'exp' too far in the future
+        return "jwt", f"app:{issuer}", issuer
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def _route(self, path: str) -> str:
+        if self.prefix:
+            if not (path == self.prefix or path.startswith(self.prefix + "/")):
+                raise _error(404, "Not Found")
+            path = path[len(self.prefix):] or "/"
+        m = re.match(r"^/repositories/(\d+)(/.*)?$", path)
+        if m:
+            for repo in self._repos.values():
+                if repo.id == int(m.group(1)):
+                    return f"/repos/{repo.full_name}{m.group(2) or ''}"
+            raise _error(404, "Not Found")
+        return path
+
+    def _handle(self, method: str, route: str, query: dict[str, str], body: Any, auth: tuple[str, str, Any]) -> _Reply:
+        kind, who, detail = auth
+        if kind == "none":
+            raise _error(401, "Requires authentication")
+        if kind == "invalid":
+            raise _error(401, "Bad credentials")
+
+        if route == "/rate_limit" and method == "GET":
+            core = {"limit": RATE_LIMIT, "remaining": RATE_LIMIT, "reset": int(time.time()) + 3600, "used": 0,
+                    "resource": "core"}
+            return _Reply(200, {"resources": {"core": core}, "rate": core})
+
+        m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", route)
+        if m and method == "POST":
+            if kind != "jwt":
+                raise _error(401, "A JSON web token could not be decoded")
+            installation = self._installations.get(int(m.group(1)))
+            if installation is None or installation["app"] != detail:
+                raise _error(404, "Not Found")
+            token = "ghs_" + secrets.token_hex(18)
+            expires = time.time() + self.installation_token_ttl
+            self._installation_tokens[token] = (int(m.group(1)), expires)
+            return _Reply(201, {
+                "token": token,
+                "expires_at": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "permissions": {"contents": "write", "issues": "write", "metadata": "read",
+                                "pull_requests": "write", "statuses": "write"},
+                "repository_selection": "selected",
+            })
+
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", route)
+        if not m:
+            raise _error(404, "Not Found")
+        full_name, rest = f"{unquote(m.group(1))}/{unquote(m.group(2))}", m.group(3) or ""
+        repo = self._repos.get(full_name)
+
+        if rest == "/installation" and method == "GET":
+            if kind != "jwt":
+                raise _error(401, "A JSON web token could not be decoded")
+            for installation_id, inst in self._installations.items():
+                if inst["app"] == detail and full_name in inst["repos"]:
+                    return _Reply(200, self._installation(installation_id, inst))
+            raise _error(404, "Not Found")
+        if kind == "jwt":
+            raise _error(401, "Bad credentials")  # an App JWT only reaches the /app endpoints
+        if repo is None or (kind == "installation" and full_name not in self._installations[detail]["repos"]):
+            raise _error(404, "Not Found")
+        return self._repo_call(method, repo, rest, query, body, who)
+
+    def _installation(self, installation_id: int, inst: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": installation_id, "account": self._user(inst["account"]), "repository_selection": "selected",
+            "access_tokens_url": f"{self.api_url}/app/installations/{installation_id}/access_tokens",
+            "repositories_url": f"{self.api_url}/installation/repositories",
+            "html_url": f"{self.web_url}/settings/installations/{installation_id}", "app_id": int(inst["app"]),
+            "app_slug": self._apps[inst["app"]]["slug"], "target_id": self._user_id(inst["account"]),
+            "target_type": "Organization", "permissions": {"contents": "write", "issues": "write",
+                                                           "metadata": "read", "pull_requests": "write",
+                                                           "statuses": "write"},
+            "events": ["pull_request", "push", "issue_comment"], "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z", "single_file_name": None, "suspended_at": None,
+            "suspended_by": None,
+        }
+
+    def _repo_call(self, method: str, repo: RepoState, rest: str, query: dict[str, str], body: Any,
+                   who: str) -> _Reply:
+        author = self._app_login(who)
+        if rest == "" and method == "GET":
+            return _Reply(200, self._repo(repo))
+
+        m = re.fullmatch(r"/pulls/(\d+)(/reviews)?", rest)
+        if m and method == "GET":
+            pull = repo.pulls.get(int(m.group(1)))
+            if pull is None:
+                raise _error(404, "Not Found")
+            if m.group(2):
+                reviews = [self._review(repo, pull, r) for r in pull.reviews if r["state"] != "PENDING"]
+                return self._page(reviews, query, f"/repositories/{repo.id}/pulls/{pull.number}/reviews")
+            return _Reply(200, self._pull(repo, pull))
+
+        m = re.fullmatch(r"/issues/(\d+)/comments", rest)
+        if m:
+            number = int(m.group(1))
+            if number not in repo.pulls:
+                raise _error(404, "Not Found")
+            if method == "GET":
+                items = [self._comment(i) for i, c in self._comments.items()
+                         if c["repo"] == repo.full_name and c["number"] == number]
+                return self._page(items, query, f"/repositories/{repo.id}/issues/{number}/comments")
+            if method == "POST":
+                text = self._body_field(body, "body", "IssueComment", COMMENT_LIMIT)
+                comment_id = self._new_comment(repo.full_name, number, text, author)
+                return _Reply(201, self._comment(comment_id),
+                              {"Location": f"{self.api_url}/repos/{repo.full_name}/issues/comments/{comment_id}"})
+
+        m = re.fullmatch(r"/issues/comments/(\d+)", rest)
+        if m and method in ("GET", "PATCH"):
+            comment_id = int(m.group(1))
+            comment = self._comments.get(comment_id)
+            if comment is None or comment["repo"] != repo.full_name:
+                raise _error(404, "Not Found")
+            if method == "PATCH":
+                comment["body"] = self._body_field(body, "body", "IssueComment", COMMENT_LIMIT)
+                comment["updated_at"] = _now()
+            return _Reply(200, self._comment(comment_id))
+
+        m = re.fullmatch(r"/statuses/([^/]+)", rest)
+        if m and method == "POST":
+            sha = unquote(m.group(1))
+            if not _SHA.match(sha):
+                raise _error(422, f"No commit found for SHA: {sha}")
+            if not isinstance(body, dict) or body.get("state") not in STATUS_STATES:
+                raise self._invalid("Status", "state", "invalid")
+            description = body.get("description")
+            if description is not None and len(str(description)) > DESCRIPTION_LIMIT:
+                raise self._invalid("Status", "description", "custom",
+                                    f"description is too long (maximum is {DESCRIPTION_LIMIT} characters)")
+            now = _now()
+            status = {"repo": repo.full_name, "sha": sha, "id": next(self._ids), "state": body["state"],
+                      "description": description, "target_url": body.get("target_url"),
+                      "context": body.get("context") or "default", "creator": author,
+                      "created_at": now, "updated_at": now}
+            self._statuses.append(status)
+            return _Reply(201, {
+                "url": f"{self.api_url}/repos/{repo.full_name}/statuses/{sha}",
+                "avatar_url": f"{self.web_url}/avatars/u/{self._user_id(author)}", "id": status["id"],
+                "node_id": f"SC_{status['id']}", "state": status["state"], "description": description,
+                "target_url": status["target_url"], "context": status["context"], "created_at": now,
+                "updated_at": now, "creator": self._user(author),
+            })
+
+        m = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if m and method == "GET":
+            user = unquote(m.group(1))
+            if user not in self._users:
+                raise _error(404, "Not Found")
+            role, base = repo.roles.get(user, ("none", "none"))
+            legacy, flags = _ROLES[base]
+            permissions = {flag: flag in flags for flag in ("admin", "maintain", "push", "triage", "pull")}
+            return _Reply(200, {"permission": legacy, "role_name": role,
+                                "user": dict(self._user(user), permissions=permissions, role_name=role)})
+
+        raise _error(404, "Not Found")
+
+    def _app_login(self, who: str) -> str:
+        """The login that authored what a credential creates (an installation acts as its app's bot)."""
+        if who.startswith("installation:"):
+            app = self._installations[int(who.split(":", 1)[1])]["app"]
+            return f"{self._apps[app]['slug']}[bot]"
+        return who
+
+    @staticmethod
+    def _invalid(resource: str, fieldname: str, code: str, message: str | None = None) -> _Reply:
+        error = {"resource": resource, "code": code, "field": fieldname}
+        if message:
+            error["message"] = message
+        return _error(422, "Validation Failed", errors=[error])
+
+    def _body_field(self, body: Any, name: str, resource: str, limit: int) -> str:
+        if not isinstance(body, dict) or not isinstance(body.get(name), str):
+            raise self._invalid(resource, name, "missing_field")
+        if len(body[name]) > limit:
+            raise self._invalid(resource, name, "custom", f"{name} is too long (maximum is {limit} characters)")
+        return body[name]
+
+    def _injected(self, path: str) -> _Reply | None:
+        for i, failure in enumerate(self._failures):
+            if failure.path_contains is None or failure.path_contains in path:
+                del self._failures[i]
+                break
+        else:
+            return None
+        status, after = failure.status, failure.retry_after
+        if status == 429:
+            return _Reply(429, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                                           "before you try again.", "documentation_url": DOCS, "status": "429"},
+                          {"Retry-After": str(after if after is not None else 60)})
+        if status == 403 and not failure.rate_limited:
+            return _error(403, "Resource not accessible by integration")
+        if status == 403:
+            reset = int(time.time()) + (after if after is not None else 60)
+            return _Reply(403, {"message": "API rate limit exceeded for installation.", "documentation_url": DOCS,
+                                "status": "403"},
+                          {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset),
+                           "X-RateLimit-Used": str(RATE_LIMIT)})
+        if status == 502:
+            return _Reply(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                          {"Content-Type": "text/html"})
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        reply = _error(status, phrase)
+        if after is not None:
+            reply.headers["Retry-After"] = str(after)
+        return reply
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet tests
+                pass
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def do_PATCH(self) -> None:
+                self._serve()
+
+            def do_PUT(self) -> None:
+                self._serve()
+
+            def do_DELETE(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                url = urlsplit(self.path)
+                query = dict(parse_qsl(url.query))
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                with server._lock:
+                    record = Recorded(self.command, url.path, "", query, body, "none", "",
+                                      self.headers.get("User-Agent", ""))
+                    server.requests.append(record)
+                    try:
+                        record.route = server._route(url.path)
+                        auth = server._authenticate(self.headers.get("Authorization", ""))
+                        record.auth, record.who = auth[0], auth[1]
+                        reply = server._injected(url.path)
+                        if reply is None:
+                            reply = server._handle(self.command, record.route, query, body, auth)
+                    except _Reply as answer:
+                        reply = answer
+                    record.status = reply.status
+                self._send(reply)
+
+            def _send(self, reply: _Reply) -> None:
+                if isinstance(reply.body, bytes):
+                    payload = reply.body
+                elif reply.body is None:
+                    payload = b""
+                else:
+                    payload = json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                headers = {"Content-Type": "application/json; charset=utf-8",
+                           "X-GitHub-Media-Type": "github.v3; format=json",
+                           "X-RateLimit-Limit": str(RATE_LIMIT), "X-RateLimit-Remaining": str(RATE_LIMIT - 1),
+                           "X-RateLimit-Reset": str(int(time.time()) + 3600), "X-RateLimit-Used": "1",
+                           "X-RateLimit-Resource": "core", "X-GitHub-Request-Id": secrets.token_hex(8).upper()}
+                headers.update(reply.headers)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler

@@ -1,0 +1,494 @@
+"""GitHubForge through PyGithub over real HTTP to the GitHub stand-in (tests/forge_servers/github.py).
+
+Nothing is patched: every call is a real request the stand-in answers with GitHub's REST shapes,
+and the assertions read what the stand-in recorded and holds.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+
+import github
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from forge_servers.github import GitHubServer
+
+from bot.forges.base import Forge, ForgeError, Repo
+from bot.forges.github import COMMENT_LIMIT, GitHubForge
+
+TOKEN = "ghp_standInToken0123456789abcdefABCDEF01"
+REPO_NAME = "acme/platform"
+APP_ID = 4242
+INSTALLATION = 42
+MARKER = "<!-- promisebot:plan -->"
+
+
+def sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def repo_of(server: GitHubServer) -> Repo:
+    return Repo("github", REPO_NAME, f"{server.web_url}/{REPO_NAME}.git", "main")
+
+
+def _key_pair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, str]:
+    return _key_pair()
+
+
+def _populate(server: GitHubServer) -> None:
+    server.add_token(TOKEN, "promisebot")
+    server.add_repo(REPO_NAME)
+    server.add_pull(REPO_NAME, 7, head_sha=sha(0xA7), base_sha=sha(0xB7), head_ref="request-db", user="alice",
+                    title="Request a database", merge_commit_sha=sha(0xC7))
+
+
+@pytest.fixture
+def server():
+    with GitHubServer() as srv:
+        _populate(srv)
+        yield srv
+
+
+@pytest.fixture
+def calls() -> list[tuple[str, int]]:
+    return []
+
+
+@pytest.fixture
+def forge(server: GitHubServer, calls: list[tuple[str, int]]) -> GitHubForge:
+    return GitHubForge(api_url=server.api_url, token=TOKEN, seconds_between_writes=0.0,
+                       on_call=lambda forge, code: calls.append((forge, code)))
+
+
+def test_it_is_a_forge(forge: GitHubForge) -> None:
+    as_forge: Forge = forge
+    assert as_forge.name == "github"
+    assert forge.head_ref(7) == "refs/pull/7/head"
+    assert forge.comment_limit() == COMMENT_LIMIT == 65536
+
+
+def test_comment_created_found_and_edited(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    server.add_comment(REPO_NAME, 7, "LGTM", user="bob")
+
+    made = forge.create_comment(repo, 7, f"{MARKER}\nplan v1")
+    assert made.author == "promisebot" and made.body == f"{MARKER}\nplan v1"
+
+    found = [c for c in forge.comments(repo, 7) if MARKER in c.body]
+    assert [c.id for c in found] == [made.id]
+    assert [c.author for c in forge.comments(repo, 7)] == ["bob", "promisebot"]
+
+    forge.edit_comment(repo, 7, made.id, f"{MARKER}\nplan v2")
+    stored = {c["id"]: c for c in server.comments(REPO_NAME, 7)}
+    assert stored[made.id]["body"] == f"{MARKER}\nplan v2"
+    assert len(stored) == 2
+
+    post, = server.calls("POST")
+    assert (post.route, post.body) == ("/repos/acme/platform/issues/7/comments", {"body": f"{MARKER}\nplan v1"})
+    patch, = server.calls("PATCH")
+    assert (patch.route, patch.body) == (f"/repos/acme/platform/issues/comments/{made.id}",
+                                         {"body": f"{MARKER}\nplan v2"})
+    # Lazy objects: no repository or issue fetch, one request per operation.
+    assert [(r.method, r.route) for r in server.requests] == [
+        ("POST", "/repos/acme/platform/issues/7/comments"),
+        ("GET", "/repos/acme/platform/issues/7/comments"),
+        ("GET", "/repos/acme/platform/issues/7/comments"),
+        ("PATCH", f"/repos/acme/platform/issues/comments/{made.id}"),
+    ]
+    assert all(r.auth == "token" and r.who == "promisebot" and r.user_agent == "promisebot"
+               for r in server.requests)
+
+
+def test_comment_list_is_paginated(server: GitHubServer, forge: GitHubForge) -> None:
+    bodies = [f"comment {i}" for i in range(230)]
+    for body in bodies:
+        server.add_comment(REPO_NAME, 7, body)
+    server.add_comment(REPO_NAME, 7, f"{MARKER}\nlast")  # the bot's comment, on page 3
+
+    comments = forge.comments(repo_of(server), 7)
+
+    assert [c.body for c in comments] == [*bodies, f"{MARKER}\nlast"]
+    gets = server.calls("GET")
+    assert len(gets) == 3  # 231 comments, 100 a page, following the Link header
+    assert gets[0].path == "/repos/acme/platform/issues/7/comments" and gets[0].query == {"per_page": "100"}
+    repository_id = server.repo(REPO_NAME).id  # GitHub's Link headers name /repositories/{id}
+    assert [r.path for r in gets[1:]] == [f"/repositories/{repository_id}/issues/7/comments"] * 2
+    assert [r.query for r in gets[1:]] == [{"per_page": "100", "page": "2"}, {"per_page": "100", "page": "3"}]
+
+
+def test_statuses(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    forge.set_status(repo, sha(0xA7), "promisebot/plan", "pending", "planning")
+    forge.set_status(repo, sha(0xA7), "promisebot/plan", "failure", "x" * 300, target_url="https://ci.example/1")
+
+    pending, failure = server.statuses(REPO_NAME, sha(0xA7))
+    assert (pending["context"], pending["state"], pending["description"], pending["target_url"]) == \
+        ("promisebot/plan", "pending", "planning", None)
+    assert failure["state"] == "failure" and failure["target_url"] == "https://ci.example/1"
+    assert len(failure["description"]) == 140 and failure["description"].endswith("…")
+    assert [r.route for r in server.calls("POST")] == [f"/repos/acme/platform/statuses/{sha(0xA7)}"] * 2
+    assert "target_url" not in server.calls("POST")[0].body
+
+    with pytest.raises(ValueError):
+        forge.set_status(repo, sha(0xA7), "promisebot/plan", "done", "?")  # type: ignore[arg-type]
+    assert len(server.requests) == 2
+
+
+def test_fetch_change_open_with_approvals(server: GitHubServer, forge: GitHubForge) -> None:
+    for user, state in [("bob", "APPROVED"), ("carol", "CHANGES_REQUESTED"), ("dave", "APPROVED"),
+                        ("dave", "COMMENTED"), ("erin", "APPROVED"), ("erin", "CHANGES_REQUESTED"),
+                        ("frank", "DISMISSED"), ("gina", "CHANGES_REQUESTED"), ("gina", "APPROVED"),
+                        ("hugo", "COMMENTED")]:
+        server.add_review(REPO_NAME, 7, user, state)
+    server.update_pull(REPO_NAME, 7, draft=True)
+
+    change = forge.fetch_change(repo_of(server), 7)
+
+    assert change.number == 7 and change.state == "open" and change.draft
+    assert change.url == f"{server.web_url}/acme/platform/pull/7"
+    assert (change.head_sha, change.base_ref, change.base_sha) == (sha(0xA7), "main", sha(0xB7))
+    assert change.merge_sha == ""  # an open pull request's merge_commit_sha is only a test merge
+    assert change.author == "alice" and change.title == "Request a database"
+    assert change.approvers == ("bob", "dave", "gina")
+    assert [r.route for r in server.requests] == ["/repos/acme/platform/pulls/7",
+                                                  "/repos/acme/platform/pulls/7/reviews"]
+
+
+def test_fetch_change_merged_and_closed(server: GitHubServer, forge: GitHubForge) -> None:
+    server.add_review(REPO_NAME, 7, "bob", "APPROVED")
+    server.update_pull(REPO_NAME, 7, state="closed", merged=True, merge_commit_sha=sha(0xD7))
+    server.add_pull(REPO_NAME, 9, head_sha=sha(0xA9), base_sha=sha(0xB9), state="closed")
+
+    merged = forge.fetch_change(repo_of(server), 7)
+    closed = forge.fetch_change(repo_of(server), 9)
+
+    assert (merged.state, merged.merge_sha, merged.approvers) == ("merged", sha(0xD7), ("bob",))
+    assert (closed.state, closed.merge_sha, closed.approvers) == ("closed", "", ())
+
+
+def test_fetch_change_of_a_missing_pull_request(server: GitHubServer, forge: GitHubForge) -> None:
+    with pytest.raises(ForgeError) as err:
+        forge.fetch_change(repo_of(server), 99)
+    assert err.value.status == 404 and not err.value.retryable and err.value.retry_after is None
+
+
+def test_permission(server: GitHubServer, forge: GitHubForge) -> None:
+    for user, role in [("ann", "admin"), ("max", "maintain"), ("wes", "write"), ("tia", "triage"),
+                       ("rae", "read")]:
+        server.set_permission(REPO_NAME, user, role)
+    server.set_permission(REPO_NAME, "cus", "release-manager", base="write")  # a custom repository role
+    server.add_user("nobody")
+    repo = repo_of(server)
+
+    got = {user: forge.permission(repo, user) for user in ["ann", "max", "wes", "tia", "rae", "cus", "nobody",
+                                                          "no-such-user"]}
+
+    assert got == {"ann": "admin", "max": "maintain", "wes": "write", "tia": "triage", "rae": "read",
+                   "cus": "write", "nobody": "none", "no-such-user": "none"}
+    assert server.calls("GET")[0].route == "/repos/acme/platform/collaborators/ann/permission"
+
+
+def test_clone_credentials_with_a_token(server: GitHubServer, forge: GitHubForge) -> None:
+    creds = forge.clone_credentials(repo_of(server))
+    assert creds is not None
+    assert (creds.username, creds.password) == ("x-access-token", TOKEN)
+    assert TOKEN not in repr(creds)
+
+
+def test_a_comment_over_the_limit_is_refused_before_sending(server: GitHubServer, forge: GitHubForge) -> None:
+    with pytest.raises(ForgeError, match="over GitHub's limit"):
+        forge.create_comment(repo_of(server), 7, "x" * (COMMENT_LIMIT + 1))
+    forge.create_comment(repo_of(server), 7, "x" * COMMENT_LIMIT)
+    assert len(server.requests) == 1
+
+
+# -- GitHub App ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_server(app_key: tuple[str, str]):
+    with GitHubServer() as srv:
+        _populate(srv)
+        srv.add_app(APP_ID, app_key[1], slug="promisebot")
+        srv.add_installation(APP_ID, INSTALLATION, [REPO_NAME])
+        srv.add_repo("other/repo")
+        srv.add_installation(APP_ID, 43, ["other/repo"])
+        yield srv
+
+
+def _app_forge(server: GitHubServer, private_key: str, **kwargs) -> GitHubForge:
+    return GitHubForge(api_url=server.api_url, app_id=APP_ID, private_key=private_key,
+                       seconds_between_writes=0.0, **kwargs)
+
+
+def test_app_installation_token_is_fetched_once_and_cached(app_server: GitHubServer,
+                                                           app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0]).for_installation(INSTALLATION)
+    repo = repo_of(app_server)
+
+    made = forge.create_comment(repo, 7, "hello")
+    forge.comments(repo, 7)
+    forge.set_status(repo, sha(0xA7), "promisebot/plan", "success", "ok")
+    forge.fetch_change(repo, 7)
+    creds = forge.clone_credentials(repo)
+
+    grants = app_server.calls("POST", r"/app/installations/\d+/access_tokens")
+    assert [(g.route, g.auth, g.who) for g in grants] == [
+        (f"/app/installations/{INSTALLATION}/access_tokens", "jwt", f"app:{APP_ID}")]
+    others = [r for r in app_server.requests if r not in grants]
+    assert others and all(r.auth == "installation" and r.who == f"installation:{INSTALLATION}" for r in others)
+    assert made.author == "promisebot[bot]"
+    assert creds is not None and creds.username == "x-access-token" and creds.password.startswith("ghs_")
+    # The same token machinery, shared by every view of the forge.
+    assert forge.app is not None and forge.app.installation_token(INSTALLATION) == creds.password
+    assert len(app_server.calls("POST", r"/app/installations/\d+/access_tokens")) == 1
+
+
+def test_app_calls_are_counted_too(app_server: GitHubServer, app_key: tuple[str, str],
+                                   calls: list[tuple[str, int]]) -> None:
+    forge = _app_forge(app_server, app_key[0], on_call=lambda forge, code: calls.append((forge, code)))
+    forge.comments(repo_of(app_server), 7)  # installation lookup, token, comments
+    assert calls == [("github", 200), ("github", 201), ("github", 200)]
+
+
+def test_a_revoked_installation_token_is_dropped(app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0], installation_id=INSTALLATION)
+    forge.comments(repo_of(app_server), 7)
+    app_server.revoke_installation_tokens()
+    with pytest.raises(ForgeError) as err:
+        forge.comments(repo_of(app_server), 7)
+    assert err.value.status == 401 and not err.value.retryable
+    forge.comments(repo_of(app_server), 7)  # the job's retry gets a fresh token
+    assert len(app_server.calls("POST", r"/app/installations/\d+/access_tokens")) == 2
+
+
+def test_app_token_is_replaced_near_its_expiry(app_key: tuple[str, str]) -> None:
+    with GitHubServer(installation_token_ttl=240) as srv:  # under the 5 minute margin: never reused
+        _populate(srv)
+        srv.add_app(APP_ID, app_key[1])
+        srv.add_installation(APP_ID, INSTALLATION, [REPO_NAME])
+        forge = _app_forge(srv, app_key[0], installation_id=INSTALLATION)
+        forge.comments(repo_of(srv), 7)
+        forge.comments(repo_of(srv), 7)
+        assert len(srv.calls("POST", r"/app/installations/\d+/access_tokens")) == 2
+
+
+def test_app_token_cache_is_shared_by_concurrent_jobs(app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0])
+    errors: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            forge.for_installation(INSTALLATION).comments(repo_of(app_server), 7)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert len(app_server.calls("POST", r"/app/installations/\d+/access_tokens")) == 1
+    assert len(app_server.calls("GET", r"/repos/acme/platform/issues/7/comments")) == 8
+
+
+def test_app_without_installation_id_looks_up_the_repository_installation(
+        app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0])
+    forge.comments(repo_of(app_server), 7)
+    forge.comments(repo_of(app_server), 7)
+
+    lookup, = app_server.calls("GET", r"/repos/acme/platform/installation")
+    assert lookup.auth == "jwt"
+    grant, = app_server.calls("POST", r"/app/installations/\d+/access_tokens")
+    assert grant.route == f"/app/installations/{INSTALLATION}/access_tokens"
+
+
+def test_an_installation_token_only_reaches_its_repositories(app_server: GitHubServer,
+                                                            app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0]).for_installation(43)  # installed on other/repo only
+    with pytest.raises(ForgeError) as err:
+        forge.comments(repo_of(app_server), 7)
+    assert err.value.status == 404
+
+
+def test_a_jwt_signed_with_another_key_is_refused(app_server: GitHubServer) -> None:
+    wrong_private, _ = _key_pair()
+    forge = _app_forge(app_server, wrong_private, installation_id=INSTALLATION)
+    with pytest.raises(ForgeError) as err:
+        forge.comments(repo_of(app_server), 7)
+    assert err.value.status == 401 and not err.value.retryable
+    assert "PRIVATE KEY" not in str(err.value)
+    grant, = app_server.requests
+    assert grant.auth == "invalid" and grant.status == 401
+
+
+def test_a_broken_private_key_is_refused_without_echoing_it(app_server: GitHubServer,
+                                                           app_key: tuple[str, str]) -> None:
+    broken = app_key[0].replace("A", "B", 40)[:-200]
+    with pytest.raises(ValueError) as err:
+        _app_forge(app_server, broken)
+    assert broken[40:80] not in str(err.value) and "PRIVATE KEY" not in str(err.value)
+    # An escaped newline form (as an environment variable may hold it) works.
+    _app_forge(app_server, app_key[0].replace("\n", "\\n")).for_installation(INSTALLATION).comments(
+        repo_of(app_server), 7)
+
+
+def test_the_stand_in_answers_pygithub_in_githubs_shapes(server: GitHubServer) -> None:
+    """PyGithub (eager, as its users call it) reads the stand-in's repository and rate limit."""
+    with github.Github(auth=github.Auth.Token(TOKEN), base_url=server.api_url, retry=None) as gh:
+        repo = gh.get_repo(REPO_NAME)
+        assert (repo.full_name, repo.default_branch, repo.private) == (REPO_NAME, "main", True)
+        pull = repo.get_pull(7)
+        assert (pull.head.ref, pull.base.repo.full_name, pull.user.login) == ("request-db", REPO_NAME, "alice")
+        assert gh.get_rate_limit().resources.core.remaining == 5000
+    assert [r.route for r in server.requests] == ["/repos/acme/platform", "/repos/acme/platform/pulls/7",
+                                                  "/rate_limit"]
+
+
+# -- GitHub Enterprise Server -------------------------------------------------------------------
+
+
+def test_github_enterprise_api_path(app_key: tuple[str, str]) -> None:
+    with GitHubServer(prefix="/api/v3") as ghe:
+        _populate(ghe)
+        for i in range(120):
+            ghe.add_comment(REPO_NAME, 7, f"c{i}")
+        forge = GitHubForge(api_url=ghe.api_url + "/", token=TOKEN, seconds_between_writes=0.0)
+        assert forge.api_url == f"http://127.0.0.1:{ghe.port}/api/v3"
+        repo = repo_of(ghe)
+
+        made = forge.create_comment(repo, 7, "hi")
+        assert len(forge.comments(repo, 7)) == 121
+        forge.edit_comment(repo, 7, made.id, "hi again")
+        forge.set_status(repo, sha(0xA7), "promisebot/plan", "success", "ok")
+        forge.fetch_change(repo, 7)
+
+        assert len(ghe.requests) == 7
+        assert all(r.path.startswith("/api/v3/") and r.status in (200, 201) for r in ghe.requests)
+        assert ghe.comments(REPO_NAME, 7)[-1]["body"] == "hi again"
+
+        # The API lives under /api/v3 only: the bare host is not the API.
+        with pytest.raises(ForgeError) as err:
+            GitHubForge(api_url=ghe.web_url, token=TOKEN).comments(repo, 7)
+        assert err.value.status == 404
+
+
+def test_api_url_and_credentials_are_checked() -> None:
+    with pytest.raises(ValueError):
+        GitHubForge(api_url="ftp://example.com", token=TOKEN)
+    with pytest.raises(ValueError):
+        GitHubForge(api_url="https://user:pw@example.com/api/v3", token=TOKEN)
+    with pytest.raises(ValueError):
+        GitHubForge()
+    with pytest.raises(ValueError):
+        GitHubForge(token=TOKEN, app_id=1, private_key="x")
+    with pytest.raises(ValueError):
+        GitHubForge(app_id=1)
+    with pytest.raises(ValueError):
+        GitHubForge(token=TOKEN, installation_id=3)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_bad_credentials_are_not_retryable(server: GitHubServer) -> None:
+    forge = GitHubForge(api_url=server.api_url, token="ghp_wrongToken000000000000000000000000000")
+    with pytest.raises(ForgeError) as err:
+        forge.comments(repo_of(server), 7)
+    assert (err.value.status, err.value.retryable, err.value.retry_after) == (401, False, None)
+    assert "Bad credentials" in str(err.value)
+    assert "ghp_wrongToken" not in str(err.value)
+    assert server.requests[0].auth == "invalid"
+
+
+@pytest.mark.parametrize(("status", "retry_after", "expected_after"), [
+    (502, None, None),
+    (500, None, None),
+    (503, 5, 5.0),
+    (429, 7, 7.0),
+])
+def test_server_errors_and_secondary_limits_are_retryable(server: GitHubServer, forge: GitHubForge, status: int,
+                                                          retry_after: int | None,
+                                                          expected_after: float | None) -> None:
+    server.fail_next(1, status, retry_after=retry_after)
+    with pytest.raises(ForgeError) as err:
+        forge.create_comment(repo_of(server), 7, "plan")
+    assert (err.value.status, err.value.retryable, err.value.retry_after) == (status, True, expected_after)
+    assert TOKEN not in str(err.value)
+    # Not retried by PyGithub: one request, and the next call goes through.
+    assert len(server.requests) == 1
+    forge.create_comment(repo_of(server), 7, "plan")
+    assert [c["body"] for c in server.comments(REPO_NAME, 7)] == ["plan"]
+
+
+def test_primary_rate_limit_waits_until_the_reset(server: GitHubServer, forge: GitHubForge) -> None:
+    server.fail_next(1, 403, retry_after=120)
+    with pytest.raises(ForgeError) as err:
+        forge.fetch_change(repo_of(server), 7)
+    assert err.value.status == 403 and err.value.retryable
+    assert err.value.retry_after is not None and 115 <= err.value.retry_after <= 122
+
+
+def test_forbidden_without_rate_limit_is_not_retryable(server: GitHubServer, forge: GitHubForge) -> None:
+    server.fail_next(1, 403, rate_limited=False)  # a permission problem: retrying will not help
+    with pytest.raises(ForgeError) as err:
+        forge.create_comment(repo_of(server), 7, "plan")
+    assert (err.value.status, err.value.retryable, err.value.retry_after) == (403, False, None)
+    assert "Resource not accessible" in str(err.value)
+
+
+def test_network_errors_are_retryable_and_counted(calls: list[tuple[str, int]]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    forge = GitHubForge(api_url=f"http://127.0.0.1:{port}", token=TOKEN, timeout=5,
+                        on_call=lambda forge, code: calls.append((forge, code)))
+    started = time.monotonic()
+    with pytest.raises(ForgeError) as err:
+        forge.comments(Repo("github", REPO_NAME, "", "main"), 7)
+    assert time.monotonic() - started < 5  # refused at once, no retries
+    assert (err.value.status, err.value.retryable) == (None, True)
+    assert TOKEN not in str(err.value) and err.value.__cause__ is None
+    assert calls == [("github", 0)]
+
+
+def test_every_response_is_counted_by_status(server: GitHubServer, forge: GitHubForge,
+                                             calls: list[tuple[str, int]]) -> None:
+    for i in range(150):
+        server.add_comment(REPO_NAME, 7, f"c{i}")
+    repo = repo_of(server)
+    server.fail_next(1, 502)
+    with pytest.raises(ForgeError):
+        forge.comments(repo, 7)
+    forge.comments(repo, 7)  # two pages
+    forge.create_comment(repo, 7, "plan")
+    forge.permission(repo, "no-such-user")
+
+    assert Counter(calls) == Counter({("github", 200): 2, ("github", 201): 1, ("github", 502): 1,
+                                      ("github", 404): 1})
+    assert Counter(calls) == Counter(("github", r.status) for r in server.requests)
+
+
+def test_a_failing_metrics_callback_does_not_break_calls(server: GitHubServer) -> None:
+    def broken(forge: str, code: int) -> None:
+        raise RuntimeError("metrics down")
+
+    forge = GitHubForge(api_url=server.api_url, token=TOKEN, on_call=broken)
+    assert forge.comments(repo_of(server), 7) == []

@@ -1,0 +1,392 @@
+"""GitLabForge through python-gitlab, over real HTTP, against the stand-in GitLab REST API
+(tests/forge_servers/gitlab.py). Assertions are on what the stand-in recorded and holds."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import gitlab
+import pytest
+from forge_servers.gitlab import DEFAULT_TOKEN, GitLabServer, MergeRequest, Project
+
+from bot.forges.base import Comment, Credentials, ForgeError, Repo
+from bot.forges.gitlab import COMMENT_LIMIT, GitLabForge
+
+PATH = "platform/infra/promises"  # a project in a subgroup: group/sub/project
+ENCODED = "platform%2Finfra%2Fpromises"
+HEAD, BASE, MERGE, SQUASH = "a1" * 20, "b2" * 20, "c3" * 20, "d4" * 20
+
+
+@pytest.fixture
+def server() -> Iterator[GitLabServer]:
+    with GitLabServer() as s:
+        yield s
+    assert not s.errors  # the stand-in itself never failed
+
+
+@pytest.fixture
+def project(server: GitLabServer) -> Project:
+    return server.add_project(PATH)
+
+
+@pytest.fixture
+def mr(server: GitLabServer, project: Project) -> MergeRequest:
+    return server.add_merge_request(project, sha=HEAD, base_sha=BASE, author="alice", title="Add a database")
+
+
+@pytest.fixture
+def calls() -> Counter[tuple[str, int]]:
+    return Counter()
+
+
+@pytest.fixture
+def forge(server: GitLabServer, calls: Counter[tuple[str, int]]) -> GitLabForge:
+    return GitLabForge(DEFAULT_TOKEN, url=server.url, on_call=lambda forge, code: calls.update([(forge, code)]))
+
+
+@pytest.fixture
+def repo(project: Project, server: GitLabServer) -> Repo:
+    """Addressed by path only, as a webhook's `path_with_namespace` gives it."""
+    return Repo(forge="gitlab", full_name=PATH, clone_url=f"{server.url}/{PATH}.git", default_branch="main")
+
+
+# -- fetch_change ------------------------------------------------------------------------------
+
+
+def test_fetch_change_open_with_approvals(server, forge, repo, mr, calls):
+    server.approve(mr, "bob")
+    server.approve(mr, "carol")
+
+    change = forge.fetch_change(repo, mr.iid)
+
+    assert change.number == 1
+    assert change.state == "open"
+    assert change.head_sha == HEAD
+    assert change.base_ref == "main"
+    assert change.base_sha == BASE
+    assert change.merge_sha == ""
+    assert change.author == "alice"
+    assert change.approvers == ("bob", "carol")
+    assert change.draft is False
+    assert change.title == "Add a database"
+    assert change.url == f"{server.url}/{PATH}/-/merge_requests/1"
+    got = server.calls()
+    assert [(r.method, r.raw_path) for r in got] == [
+        ("GET", f"/api/v4/projects/{ENCODED}/merge_requests/1"),
+        # python-gitlab addresses the approvals through the MR's numeric project_id
+        ("GET", f"/api/v4/projects/{mr.project_id}/merge_requests/1/approvals"),
+    ]
+    assert all(r.headers.get("PRIVATE-TOKEN") == DEFAULT_TOKEN for r in got)
+    assert calls == Counter({("gitlab", 200): 2})
+
+
+def test_fetch_change_by_project_id(server, forge, project, mr):
+    repo = Repo(forge="gitlab", full_name=PATH, clone_url="", default_branch="main", project_id=project.id)
+    assert forge.fetch_change(repo, 1).head_sha == HEAD
+    assert server.calls()[0].raw_path == f"/api/v4/projects/{project.id}/merge_requests/1"
+
+
+@pytest.mark.parametrize(("state", "merge_commit", "squash_commit", "expected_state", "expected_merge"), [
+    ("merged", MERGE, None, "merged", MERGE),
+    ("merged", MERGE, SQUASH, "merged", MERGE),
+    ("merged", None, SQUASH, "merged", SQUASH),
+    ("merged", None, None, "merged", HEAD),  # fast-forward: the head itself landed
+    ("closed", None, None, "closed", ""),
+    ("locked", None, None, "open", ""),  # a merge in progress
+])
+def test_fetch_change_states_and_merge_sha(server, forge, repo, project, state, merge_commit, squash_commit,
+                                           expected_state, expected_merge):
+    server.add_merge_request(project, sha=HEAD, base_sha=BASE, state=state, merge_commit_sha=merge_commit,
+                             squash_commit_sha=squash_commit)
+    change = forge.fetch_change(repo, 1)
+    assert (change.state, change.merge_sha) == (expected_state, expected_merge)
+
+
+def test_fetch_change_draft(server, forge, repo, project):
+    server.add_merge_request(project, sha=HEAD, base_sha=BASE, draft=True, title="Draft: try")
+    assert forge.fetch_change(repo, 1).draft is True
+
+
+def test_fetch_change_without_approvals_api(repo):
+    # An instance without the approvals endpoint answers 404: no approvers, no error.
+    with GitLabServer(approvals_api=False) as other:
+        project = other.add_project(PATH)
+        other.add_merge_request(project, sha=HEAD, base_sha=BASE)
+        change = GitLabForge(DEFAULT_TOKEN, url=other.url).fetch_change(repo, 1)
+    assert change.approvers == ()
+    assert other.calls()[-1].status == 404 and not other.errors
+
+
+def test_fetch_change_unknown_merge_request(forge, repo, project):
+    with pytest.raises(ForgeError) as caught:
+        forge.fetch_change(repo, 99)
+    assert caught.value.status == 404
+    assert not caught.value.retryable
+    assert "!99" in str(caught.value)
+
+
+# -- comments ----------------------------------------------------------------------------------
+
+
+def test_create_find_and_edit_a_comment(server, forge, repo, mr):
+    server.add_note(mr, "Looks good", author="bob")
+    server.add_note(mr, "added 1 commit", author="alice", system=True)
+
+    created = forge.create_comment(repo, 1, "<!-- promisebot:plan -->\nplan v1")
+
+    assert created.author == "promisebot"
+    assert mr.notes[-1].id == created.id and mr.notes[-1].body.endswith("plan v1")
+    post = server.calls("POST", "/notes")[0]
+    assert post.raw_path == f"/api/v4/projects/{ENCODED}/merge_requests/1/notes"
+    assert post.body == {"body": "<!-- promisebot:plan -->\nplan v1"}
+    assert post.status == 201
+
+    found = forge.comments(repo, 1)
+    assert [(c.body.splitlines()[-1], c.author) for c in found] == [("Looks good", "bob"), ("plan v1", "promisebot")]
+    ours = next(c for c in found if "<!-- promisebot:plan -->" in c.body)
+    assert ours == Comment(id=created.id, body=created.body, author="promisebot")
+    listing = server.calls("GET", "/notes")[0]
+    assert listing.query["sort"] == ["asc"] and listing.query["order_by"] == ["created_at"]
+
+    forge.edit_comment(repo, 1, ours.id, "<!-- promisebot:plan -->\nplan v2")
+
+    assert mr.notes[-1].body.endswith("plan v2")
+    put = server.calls("PUT")[0]
+    assert put.raw_path == f"/api/v4/projects/{ENCODED}/merge_requests/1/notes/{ours.id}"
+    assert put.body == {"body": "<!-- promisebot:plan -->\nplan v2"}
+    assert len([n for n in mr.notes if not n.system]) == 2
+
+
+def test_editing_someone_elses_comment_is_refused(server, forge, repo, mr):
+    note = server.add_note(mr, "mine", author="bob")
+    with pytest.raises(ForgeError) as caught:
+        forge.edit_comment(repo, 1, note.id, "hijacked")
+    assert caught.value.status == 403 and not caught.value.retryable
+    assert note.body == "mine"
+
+
+def test_comments_follow_pagination(forge, repo):
+    # 45 notes, 9 of them system notes, at most 10 per page: python-gitlab follows Link rel="next".
+    with GitLabServer(max_per_page=10) as small:
+        project = small.add_project(PATH)
+        mr = small.add_merge_request(project, sha=HEAD, base_sha=BASE)
+        for i in range(45):
+            small.add_note(mr, f"note {i}", author="bob", system=i % 5 == 0)
+        found = GitLabForge(DEFAULT_TOKEN, url=small.url).comments(repo, 1)
+        pages = small.calls("GET", "/notes")
+    assert not small.errors
+
+    assert [c.body for c in found] == [f"note {i}" for i in range(45) if i % 5 != 0]
+    assert len(pages) == 5
+    assert [r.query.get("page", ["1"])[0] for r in pages] == ["1", "2", "3", "4", "5"]
+    assert all(r.query["per_page"] == ["100"] and r.status == 200 for r in pages)
+    assert all(r.raw_path == f"/api/v4/projects/{ENCODED}/merge_requests/1/notes" for r in pages)
+
+
+def test_pagination_headers_as_python_gitlab_reads_them(server, project, mr):
+    for i in range(5):
+        server.add_note(mr, f"n{i}")
+    gl = gitlab.Gitlab(server.url, private_token=DEFAULT_TOKEN)
+    listing = gl.projects.get(PATH, lazy=True).mergerequests.get(1, lazy=True).notes.list(iterator=True, per_page=2)
+    assert (listing.current_page, listing.per_page, listing.total, listing.total_pages) == (1, 2, 5, 3)
+    assert listing.next_page == 2 and listing.prev_page is None
+    assert [n.body for n in listing] == ["n4", "n3", "n2", "n1", "n0"]  # GitLab's default: newest first
+    last = server.calls("GET", "/notes")[-1]
+    assert last.query["page"] == ["3"]
+
+
+def test_comment_limit_and_refs(forge, repo):
+    assert forge.comment_limit() == COMMENT_LIMIT == 1_000_000
+    assert forge.head_ref(7) == "refs/merge-requests/7/head"
+    assert forge.clone_credentials(repo) == Credentials(username="oauth2", password=DEFAULT_TOKEN)
+    assert DEFAULT_TOKEN not in repr(forge.clone_credentials(repo))
+    assert DEFAULT_TOKEN not in repr(forge)
+
+
+def test_a_comment_over_the_limit_is_refused(server, forge, repo, mr):
+    with pytest.raises(ForgeError) as caught:
+        forge.create_comment(repo, 1, "x" * (COMMENT_LIMIT + 1))
+    assert caught.value.status == 400 and "too long" in str(caught.value)
+    forge.create_comment(repo, 1, "x" * COMMENT_LIMIT)
+    assert len(mr.notes[-1].body) == COMMENT_LIMIT
+
+
+# -- statuses ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("state", "gitlab_state", "description"), [
+    ("pending", "pending", "planning"),
+    ("success", "success", "2 files added"),
+    ("failure", "failed", "1 invalid request"),
+    ("error", "failed", "error: promisebot could not finish"),
+])
+def test_set_status_maps_each_state(server, forge, repo, project, mr, state, gitlab_state, description):
+    given = description.removeprefix("error: ")
+    forge.set_status(repo, HEAD, "promisebot/plan", state, given, target_url="https://ci.example/plan/1")
+
+    [status] = server.statuses(project, HEAD)
+    assert (status.name, status.status, status.description, status.target_url) == (
+        "promisebot/plan", gitlab_state, description, "https://ci.example/plan/1")
+    assert status.ref == "feature"
+    post = server.calls("POST", "/statuses/")[0]
+    assert post.raw_path == f"/api/v4/projects/{ENCODED}/statuses/{HEAD}"
+    assert post.body == {"state": gitlab_state, "name": "promisebot/plan", "description": description,
+                         "target_url": "https://ci.example/plan/1"}
+
+
+def test_status_lifecycle(server, forge, repo, project, mr):
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning")
+    # A retried job sets pending again: GitLab answers 400 "Cannot transition", which is no error.
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning")
+    assert [s.status for s in server.statuses(project, HEAD)] == ["pending"]
+    assert [r.status for r in server.calls("POST")] == [201, 400]
+
+    forge.set_status(repo, HEAD, "promisebot/plan", "success", "no changes")
+    assert [s.status for s in server.statuses(project, HEAD)] == ["success"]
+
+    # A new plan of the same head after a finished one: a new status.
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning again")
+    assert [s.status for s in server.statuses(project, HEAD)] == ["success", "pending"]
+    body = server.calls("POST")[-1].body
+    assert "target_url" not in body  # none given: none sent
+
+
+def test_status_description_is_cut_to_gitlabs_length(server, forge, repo, project, mr):
+    forge.set_status(repo, HEAD, "promisebot/plan", "failure", "x" * 400)
+    [status] = server.statuses(project, HEAD)
+    assert len(status.description) == 255 and status.description.endswith("…")
+
+
+def test_status_on_an_unknown_commit(forge, repo, mr):
+    with pytest.raises(ForgeError) as caught:
+        forge.set_status(repo, "f" * 40, "promisebot/plan", "success", "ok")
+    assert caught.value.status == 404 and not caught.value.retryable
+
+
+# -- permission --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("level", "role"), [
+    (50, "admin"), (40, "maintain"), (30, "write"), (20, "read"), (15, "read"), (10, "read"), (5, "none"),
+])
+def test_permission_levels(server, forge, repo, project, level, role):
+    server.add_member(PATH, "dana", level)
+    assert forge.permission(repo, "dana") == role
+    users, member = server.calls("GET")
+    assert users.raw_path == "/api/v4/users" and users.query["username"] == ["dana"]
+    dana = server.user("dana")
+    assert member.raw_path == f"/api/v4/projects/{ENCODED}/members/all/{dana.id}"
+
+
+def test_permission_inherited_from_groups(server, forge, repo, project):
+    server.add_member("platform", "erin", 40)  # top group: maintainer
+    server.add_member(PATH, "erin", 30)  # the project itself: developer
+    server.add_member("platform/infra", "frank", 30)  # subgroup only
+    server.add_member("platform/other", "gina", 50)  # a sibling group: nothing here
+    assert forge.permission(repo, "erin") == "maintain"
+    assert forge.permission(repo, "frank") == "write"
+    assert forge.permission(repo, "gina") == "none"
+
+
+def test_permission_none(server, forge, repo, project):
+    server.add_user("henry")  # exists, no membership
+    server.add_member(PATH, "ivy", 30, expires_at="2001-01-01")
+    server.add_member(PATH, "jack", 30, membership_state="awaiting")
+    server.add_member(PATH, "kim", 40)
+    server.user("kim").state = "blocked"
+    assert forge.permission(repo, "henry") == "none"
+    assert forge.permission(repo, "nobody-at-all") == "none"
+    assert forge.permission(repo, "ivy") == "none"
+    assert forge.permission(repo, "jack") == "none"
+    assert forge.permission(repo, "kim") == "none"
+
+
+# -- project lookup ----------------------------------------------------------------------------
+
+
+def test_repo_by_path_and_id(server, forge, project):
+    by_path = forge.repo(PATH)
+    assert by_path == Repo(forge="gitlab", full_name=PATH, clone_url=f"{server.url}/{PATH}.git",
+                           default_branch="main", project_id=project.id)
+    assert server.calls()[0].raw_path == f"/api/v4/projects/{ENCODED}"
+    assert forge.repo(project.id) == by_path
+    with pytest.raises(ForgeError) as caught:
+        forge.repo("platform/missing")
+    assert caught.value.status == 404
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "retry_after", "expected_after"), [
+    (500, None, None),
+    (502, None, None),
+    (503, "12", 12.0),
+    (429, "7", 7.0),
+])
+def test_transient_errors_are_retryable(server, forge, repo, mr, calls, status, retry_after, expected_after):
+    server.fail_next(1, status, retry_after=retry_after)
+    with pytest.raises(ForgeError) as caught:
+        forge.fetch_change(repo, 1)
+    error = caught.value
+    assert (error.status, error.retryable, error.retry_after) == (status, True, expected_after)
+    assert f"HTTP {status}" in str(error)
+    # the next call goes through: nothing was retried behind the caller's back
+    assert forge.fetch_change(repo, 1).head_sha == HEAD
+    assert calls == Counter({("gitlab", status): 1, ("gitlab", 200): 2})
+
+
+def test_rate_limited_listing(server, forge, repo, mr):
+    server.fail_next(1, 429, retry_after=30)
+    with pytest.raises(ForgeError) as caught:
+        forge.comments(repo, 1)
+    assert caught.value.retry_after == 30.0
+    assert caught.value.status == 429
+
+
+def test_wrong_token_is_401_and_never_echoed(server, repo, mr, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "glpat-wrong-token-value-1234"
+    with pytest.raises(ForgeError) as caught:
+        GitLabForge(wrong, url=server.url).create_comment(repo, 1, "hi")
+    assert caught.value.status == 401 and not caught.value.retryable
+    assert wrong not in str(caught.value) and wrong not in caplog.text
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert server.calls()[0].status == 401
+
+
+def test_connection_errors_are_retryable(calls, repo):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    forge = GitLabForge(DEFAULT_TOKEN, url=f"http://127.0.0.1:{port}", timeout=5,
+                        on_call=lambda forge, code: calls.update([(forge, code)]))
+    with pytest.raises(ForgeError) as caught:
+        forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning")
+    assert (caught.value.status, caught.value.retryable) == (None, True)
+    assert DEFAULT_TOKEN not in str(caught.value)
+    assert calls == Counter({("gitlab", 0): 1})
+
+
+def test_retries_option_lets_python_gitlab_retry(server, repo, mr, calls):
+    forge = GitLabForge(DEFAULT_TOKEN, url=server.url, retries=3,
+                        on_call=lambda forge, code: calls.update([(forge, code)]))
+    server.fail_next(2, 502, path_contains="/merge_requests/1")
+    server.fail_next(1, 429, retry_after=0, path_contains="/approvals")
+    assert forge.fetch_change(repo, 1).head_sha == HEAD
+    assert calls == Counter({("gitlab", 502): 2, ("gitlab", 429): 1, ("gitlab", 200): 2})
+
+
+def test_every_request_carries_the_token_and_is_recorded(server, forge, repo, mr):
+    forge.fetch_change(repo, 1)
+    forge.create_comment(repo, 1, "x")
+    forge.comments(repo, 1)
+    forge.set_status(repo, HEAD, "promisebot/plan", "success", "ok")
+    forge.permission(repo, "alice")
+    assert [r.method for r in server.calls()] == ["GET", "GET", "POST", "GET", "POST", "GET", "GET"]
+    assert all(r.headers["PRIVATE-TOKEN"] == DEFAULT_TOKEN for r in server.calls())
+    assert all(urlsplit(r.raw_path).path.startswith("/api/v4/") for r in server.calls())

@@ -1,0 +1,98 @@
+"""The bot end to end on GitHub: signed webhooks into the real flask app over HTTP, the
+embedded default's queue, PyGithub talking to the GitHub stand-in, real Git repositories.
+Pipelines run through the fake runner here (tests/bot/test_bot_docker.py runs real containers)."""
+
+from __future__ import annotations
+
+import pytest
+from bot_fixtures import REPO, SECRET, TOKEN, BotServer, PlatformRemote, github_pull_event, send_github
+from fake_runner import FakeRunner
+from forge_servers.github import GitHubServer
+
+from bot.forges.comment import MARKER
+from bot.server.config import BotConfig
+
+R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
+
+
+@pytest.fixture
+def world(tmp_path):
+    platform = PlatformRemote(tmp_path)
+    with GitHubServer() as github:
+        github.add_token(TOKEN)
+        github.add_repo(REPO)
+        runner = FakeRunner()
+        config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
+                           data_dir=tmp_path / "data")
+        bot = BotServer(config, runner)
+        try:
+            yield platform, github, bot, runner
+        finally:
+            bot.close()
+
+
+def plan_comments(github):
+    return [c for c in github.comments(REPO, 1) if c["body"].startswith(MARKER)]
+
+
+def test_open_update_merge(world):
+    platform, github, bot, runner = world
+    head = platform.open_change(1)
+    github.add_pull(REPO, 1, head_sha=head, base_sha=platform.base)
+
+    answer = send_github(bot.url, "pull_request", github_pull_event("opened", platform, 1, head))
+    assert answer.status_code == 202, answer.text
+    bot.queue.join()
+    (comment,) = plan_comments(github)
+    assert "r1" in comment["body"] and "thing.yaml" in comment["body"]
+    states = [s["state"] for s in github.statuses(REPO, head) if s["context"] == "promisebot/plan"]
+    assert states == ["pending", "success"]
+    assert platform.store_files().get(R1) is None, "a plan writes nothing"
+
+    # new commits: the same comment is edited
+    head2 = platform.open_change(1, spec={"size": 2})
+    github.update_pull(REPO, 1, head_sha=head2)
+    assert send_github(bot.url, "pull_request", github_pull_event("synchronize", platform, 1, head2)).status_code == 202
+    bot.queue.join()
+    (edited,) = plan_comments(github)
+    assert edited["id"] == comment["id"]
+    runs_before_merge = len(runner.calls)
+
+    # merged: the store gets the planned files, no pipeline re-runs, the comment says where
+    merge = platform.merge(1)
+    github.update_pull(REPO, 1, state="closed", merged=True, merge_commit_sha=merge)
+    event = github_pull_event("closed", platform, 1, head2, merged=True, merge_sha=merge)
+    assert send_github(bot.url, "pull_request", event).status_code == 202
+    bot.queue.join()
+    assert platform.store_files()[R1] == "kind: Thing\nname: r1"
+    assert len(runner.calls) == runs_before_merge, "the apply reused the planned results"
+    (applied,) = plan_comments(github)
+    assert applied["id"] == comment["id"] and "GitStateStore/state" in applied["body"]
+    assert [s["state"] for s in github.statuses(REPO, merge) if s["context"] == "promisebot/apply"][-1] == "success"
+
+
+def test_bad_signatures_are_refused_before_anything(world):
+    platform, github, bot, _runner = world
+    event = github_pull_event("opened", platform, 1, platform.base)
+    assert send_github(bot.url, "pull_request", event, secret="wrong").status_code == 401
+    assert github.requests == [] and bot.queue.depth() == 0
+
+
+def test_a_repeated_delivery_is_processed_once(world):
+    import json
+    import uuid
+
+    import requests
+    platform, github, bot, runner = world
+    head = platform.open_change(1)
+    github.add_pull(REPO, 1, head_sha=head, base_sha=platform.base)
+    body = json.dumps(github_pull_event("opened", platform, 1, head)).encode()
+    import hashlib
+    import hmac
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()),
+               "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+    first = requests.post(f"{bot.url}/webhooks/github", data=body, headers=headers, timeout=30)
+    again = requests.post(f"{bot.url}/webhooks/github", data=body, headers=headers, timeout=30)
+    assert (first.status_code, again.status_code) == (202, 200) and again.json() == {"duplicate": True}
+    bot.queue.join()
+    assert len(runner.calls) == 1
