@@ -6,24 +6,47 @@ writers have their own, with credentials).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import subprocess
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from bot.errors import PromisebotError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the id of git's empty tree object
 
 
 class GitError(PromisebotError):
     """A git command failed; the message has its first argument and git's stderr."""
 
 
+_EXTRA_ENV: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("promisebot_git_env",
+                                                                                       default=())
+
+
+@contextmanager
+def git_environment(extra: dict[str, str]) -> Iterator[None]:
+    """Extra environment variables for the git commands run in this context (this thread or
+    task only): how a job hands git its credentials (an HTTP header) without a config file."""
+    token = _EXTRA_ENV.set(tuple({**dict(_EXTRA_ENV.get()), **extra}.items()))
+    try:
+        yield
+    finally:
+        _EXTRA_ENV.reset(token)
+
+
 def git(repo: Path, *args: str, input_bytes: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
     """stdout of `git <args>` run in `repo`; raises GitError on an exit code not in `ok`.
     Never prompts for credentials."""
     proc = subprocess.run(["git", *args], cwd=repo, input=input_bytes, capture_output=True, check=False,
-                          env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+                          env={**os.environ, **dict(_EXTRA_ENV.get()), "GIT_TERMINAL_PROMPT": "0"})
     if proc.returncode not in ok:
         raise GitError(f"git {args[0]} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
@@ -38,9 +61,43 @@ def git_ok(repo: Path, *args: str) -> bool:
     return True
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class RecentSet(Generic[K]):
+    """A set of at most `size` members, the least recently added or found dropped first: a
+    process-wide cache that a long-running worker holds forever without it growing. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._members: OrderedDict[K, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, member: K) -> bool:
+        with self._lock:
+            if member not in self._members:
+                return False
+            self._members.move_to_end(member)
+            return True
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def add(self, member: K) -> None:
+        with self._lock:
+            self._members[member] = None
+            self._members.move_to_end(member)
+            while len(self._members) > self.size:
+                self._members.popitem(last=False)
+
+
+COMMITS_KNOWN = 4096
+"""How many (repository, commit) pairs `rev_sha` remembers: about a run's worth of revisions
+for many platform repos; one forgotten costs one `git rev-parse`."""
+
 # (repository, full sha) pairs known to be commits: a commit never changes, so a full sha
 # once verified needs no further `rev-parse` in this process.
-_COMMITS: set[tuple[str, str]] = set()
+_COMMITS: RecentSet[tuple[str, str]] = RecentSet(COMMITS_KNOWN)
 
 
 def rev_sha(repo: Path, rev: str) -> str | None:
@@ -54,7 +111,7 @@ def rev_sha(repo: Path, rev: str) -> str | None:
     return sha
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # bounded, like every process-wide cache (RecentSet)
 def toplevel(repo: Path) -> Path:
     """The top directory of the work tree `repo` is in."""
     return Path(git(repo, "rev-parse", "--show-toplevel").decode().strip())

@@ -13,17 +13,16 @@ from typing import Any, Protocol
 
 from bot.errors import PromisebotError
 from bot.kratix.goduration import parse_seconds
+from bot.kratix.labels import PIPELINE_TIMEOUT_ANNOTATION
 from bot.kratix.status_merge import WorkflowControl
-from bot.model.objects import KRATIX_GROUP, Pipeline, Promise, ResourceRequest
+from bot.model.objects import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, WorkflowAction, WorkflowType
 from bot.model.works import WorkloadGroup
 from bot.redact import redact
 from bot.settings import RunnerSettings
 
-TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 RUN_LABEL = "promisebot.run"  # one pipeline run
 SESSION_LABEL = "promisebot.session"  # one runner instance
 OWNER_LABEL = "promisebot.owner"  # "<hostname>:<pid>" of the process that created it
-PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
 class RunnerUnavailable(PromisebotError):
@@ -45,8 +44,8 @@ class PipelineJob:
     """
 
     pipeline: Pipeline
-    wtype: str  # "promise" | "resource"
-    action: str  # "configure" | "delete"
+    wtype: WorkflowType
+    action: WorkflowAction
     obj: dict[str, Any]
     env: list[tuple[str, str]]
     settings: RunnerSettings
@@ -176,7 +175,7 @@ class Runner(Protocol):
     def run(self, job: PipelineJob) -> PipelineResult: ...
 
 
-def kratix_env(promise: Promise, pipeline: Pipeline, wtype: str, action: str,
+def kratix_env(promise: Promise, pipeline: Pipeline, wtype: WorkflowType, action: WorkflowAction,
                request: ResourceRequest | None = None) -> list[tuple[str, str]]:
     """The eleven KRATIX_* variables with the values of §1.4, in Kratix's order
     (`defaultEnvVars`). Resource workflows need the request; KRATIX_DRY_RUN is never set."""
@@ -208,15 +207,16 @@ def kratix_env(promise: Promise, pipeline: Pipeline, wtype: str, action: str,
 
 def pipeline_timeout(promise: Promise, settings: RunnerSettings) -> float:
     """settings.timeout_seconds, or the Promise's `promisebot.io/pipeline-timeout` Go duration."""
-    text = promise.annotations.get(TIMEOUT_ANNOTATION)
+    text = promise.annotations.get(PIPELINE_TIMEOUT_ANNOTATION)
     if text is None:
         return settings.timeout_seconds
+    where = f"{promise.source}: metadata.annotations[{PIPELINE_TIMEOUT_ANNOTATION}]"
     try:
         seconds = parse_seconds(str(text))
     except ValueError as exc:
-        raise PipelineSpecError(f"{promise.source}: metadata.annotations[{TIMEOUT_ANNOTATION}]: {exc}") from None
+        raise PipelineSpecError(f"{where}: {exc}") from None
     if seconds <= 0:
-        raise PipelineSpecError(f"{promise.source}: metadata.annotations[{TIMEOUT_ANNOTATION}]: must be positive")
+        raise PipelineSpecError(f"{where}: must be positive")
     return seconds
 
 

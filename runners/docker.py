@@ -42,16 +42,16 @@ from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
 from bot.errors import PromisebotError
+from bot.kratix.labels import PIPELINE_TIMEOUT_ANNOTATION
 from bot.kratix.status_merge import StatusError
 from bot.kratix.workloads import SelectorsError, group_workloads
+from bot.model.objects import PULL_POLICIES
 from bot.platform.yamlload import nesting_message
 from bot.redact import redact, secret_env_values
 from runners.base import (
     OWNER_LABEL,
-    PULL_POLICIES,
     RUN_LABEL,
     SESSION_LABEL,
-    TIMEOUT_ANNOTATION,
     ContainerResult,
     PipelineJob,
     PipelineResult,
@@ -324,8 +324,8 @@ class DockerRunner:
             self.client.api.wait(name, timeout=30)
             outcome.timed_out = True
             outcome.error = (f"timed out: the pipeline exceeded its {job.timeout:g}s wall-clock limit "
-                             f"(runner.timeoutSeconds, or the Promise's {TIMEOUT_ANNOTATION} annotation); "
-                             "the container was killed")
+                             "(runner.timeoutSeconds, or the Promise's "
+                             f"{PIPELINE_TIMEOUT_ANNOTATION} annotation); the container was killed")
         self._check_aborted()
         state = self.client.api.inspect_container(name)["State"]
         outcome.exit_code = state.get("ExitCode")

@@ -20,6 +20,7 @@ from typing import Any
 from bot.errors import PromisebotError
 from bot.kratix.status_merge import StatusError, WorkflowControl, check_incoming, parse_workflow_control
 from bot.kratix.workloads import DirectorySelector, SelectorsError, parse_destination_selectors
+from bot.model.objects import WorkflowAction, WorkflowType
 from bot.platform.yamlload import YamlLoadError, load_first_document
 
 OUTPUT_DIR = "/kratix/output"
@@ -150,7 +151,7 @@ def _add(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str, tree: Tree, li
     tree.total_bytes += len(data)
 
 
-def parse_metadata(tree: Tree, wtype: str, action: str, max_yaml_bytes: int) -> Metadata:
+def parse_metadata(tree: Tree, wtype: WorkflowType, action: WorkflowAction, max_yaml_bytes: int) -> Metadata:
     """Parse status.yaml, workflow-control.yaml and (configure only) destination-selectors.yaml.
 
     Raises StatusError / SelectorsError with the file named: each fails the pipeline as in Kratix.

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.kratix import status_merge as sm
-from bot.model.objects import Promise, ResourceRequest
+from bot.kratix.labels import PROMISE_NAME_LABEL
+from bot.model.objects import Promise, ResourceRequest, WorkflowAction, WorkflowType
 from bot.model.works import Work
 from bot.platform.yamlload import MAX_NESTING_DEPTH
 from bot.settings import RunnerSettings
@@ -31,13 +32,11 @@ from runners.base import (
     pipeline_timeout,
 )
 
-PROMISE_NAME_LABEL = "kratix.io/promise-name"
-
 
 @dataclass(slots=True)
 class WorkflowResult:
-    wtype: str
-    action: str
+    wtype: WorkflowType
+    action: WorkflowAction
     pipelines: list[PipelineResult] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)  # final merged status of the object
     works: list[Work] = field(default_factory=list)  # one per configure pipeline that produced a Work
@@ -49,8 +48,9 @@ class WorkflowResult:
     error: str | None = None  # one line: `failure_line` of the failed pipeline, or why none could run
 
 
-def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: str, action: str,
-                 settings: RunnerSettings, request: ResourceRequest | None = None, start_at: int = 0,
+def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: WorkflowType,
+                 action: WorkflowAction, settings: RunnerSettings, request: ResourceRequest | None = None,
+                 start_at: int = 0,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> WorkflowResult:
     """Run the (wtype, action) workflow of `promise` for `obj` (the full object, §1.3).
 
@@ -114,7 +114,8 @@ def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: s
     return result
 
 
-def _object_for(obj: dict[str, Any], status: dict[str, Any], promise: str, wtype: str) -> dict[str, Any]:
+def _object_for(obj: dict[str, Any], status: dict[str, Any], promise: str,
+                wtype: WorkflowType) -> dict[str, Any]:
     out = sm.copy_data(obj)
     out["status"] = sm.copy_data(status)
     if wtype == "resource":
@@ -123,7 +124,7 @@ def _object_for(obj: dict[str, Any], status: dict[str, Any], promise: str, wtype
     return out
 
 
-def _work(promise: Promise, pipeline: str, outcome: PipelineResult, wtype: str,
+def _work(promise: Promise, pipeline: str, outcome: PipelineResult, wtype: WorkflowType,
           metadata: dict[str, Any]) -> Work:
     if wtype == "promise":
         return Work(promise=promise.name, pipeline=pipeline, groups=outcome.groups)

@@ -7,11 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from bot.reconcile import context, run
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.state.bookkeeping import Bookkeeping
 from runners.base import Runner
@@ -151,11 +154,16 @@ class Env:
         return reconcile(self.platform, runner=self.runner, **kwargs)
 
     def reconcile_subprocess(self, crash_at: str | None = None, *args: str) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ)
-        if crash_at:
-            env["PROMISEBOT_CRASH_AT"] = crash_at
-        return subprocess.run([sys.executable, "-m", "bot.cli", "reconcile", "--platform", str(self.platform), *args],
-                              env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        """`promisebot reconcile` in a process of its own (through tests/crash_cli.py), with this
+        Env's kind of runner (a fake one: tests/fake_runner.py's defaults); `crash_at`: the
+        process is killed (exit 137) at that checkpoint of the run."""
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+        options = [*(["--crash-at", crash_at] if crash_at else []),
+                   *([] if isinstance(self.runner, DockerRunner) else ["--fake-runner"])]
+        return subprocess.run([sys.executable, str(root / "tests" / "crash_cli.py"), *options, "reconcile",
+                               "--platform", str(self.platform), *args],
+                              env=env, capture_output=True, text=True, cwd=root)
 
     # -- the state store -----------------------------------------------------
     def files(self) -> dict[str, str]:
@@ -173,6 +181,19 @@ class Env:
         out = subprocess.run(["git", "rev-list", "--count", STATE_BRANCH], cwd=self.platform,
                              capture_output=True, text=True, check=False).stdout.strip()
         return int(out or 0)
+
+
+class Clock:
+    """The engine's clock (`now_utc` where bot.reconcile reads it), moved by hand: retry times and
+    the periodic reconcile are tested without sleeping."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = datetime.now(UTC)
+        for module in (context, run):
+            monkeypatch.setattr(module, "now_utc", lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def one_request_platform(tmp: Path, runner: Runner | None = None) -> Env:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.commands import platform_repo
-from bot.kratix.conditions import RECONCILED, condition
+from bot.kratix.conditions import READY, RECONCILED, find_condition
 from bot.model.objects import Ref
 from bot.model.records import ObjectRecord
 from bot.platform.loader import FileError, GitTreeSource, read_settings
@@ -53,8 +53,8 @@ def record_json(rec: ObjectRecord) -> dict[str, Any]:
 
 def _summary(rec: ObjectRecord) -> tuple[str, str, str, str]:
     status = rec.status
-    reconciled = condition(status, RECONCILED)
-    ready = condition(status, "Ready")
+    reconciled = find_condition(status, RECONCILED)
+    ready = find_condition(status, READY)
     state = (reconciled or ready or {}).get("message", "")
     message = str(status.get("message", ""))
     total, ok = status.get("workflows"), status.get("workflowsSucceeded")

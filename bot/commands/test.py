@@ -22,7 +22,7 @@ import yaml
 
 from bot.errors import PromisebotError
 from bot.kratix.objectyaml import promise_object, request_object
-from bot.model.objects import Promise, ResourceRequest
+from bot.model.objects import Promise, ResourceRequest, WorkflowType
 from bot.platform.loader import load_platform_dir
 from bot.redact import redact, secret_env_values
 from bot.settings import load_settings
@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
 
-def _load(promise_file: Path, request_file: Path | None, wtype: str) -> tuple[Promise, ResourceRequest | None]:
+def _load(promise_file: Path, request_file: Path | None,
+          wtype: WorkflowType) -> tuple[Promise, ResourceRequest | None]:
     """Parse the files with the platform loader, in a scratch platform dir of their own."""
     if wtype == "resource" and request_file is None:
         raise _InputError("--request FILE is needed for a resource workflow")

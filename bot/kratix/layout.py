@@ -56,12 +56,11 @@ from collections.abc import Iterable
 import yaml
 
 from bot.kratix import goyaml
+from bot.kratix.workloads import DEFAULT_DIRECTORY, DEFAULT_GROUP_ID
 from bot.model.objects import FILEPATH_MODES, Destination, Promise, StateStore
 from bot.model.works import FileChanges, Selector, Work, Workload, WorkloadGroup
 
 SYSTEM_NAMESPACE = "kratix-platform-system"  # namespace of dependency Works (contract §1.6)
-DEFAULT_GROUP_DIRECTORY = "."
-DEFAULT_GROUP_ID = hashlib.md5(DEFAULT_GROUP_DIRECTORY.encode()).hexdigest()  # 5058f1af...
 AGGREGATED_SEPARATOR = b"\n---\n"
 
 # Canary documents, byte for byte as Kratix writes them (contract §3.3).
@@ -261,7 +260,7 @@ def static_dependencies_work(promise: Promise) -> Work | None:
         [Selector(dict(promise.destination_selectors), "promise")] if promise.destination_selectors else []
     )
     workload = Workload(f"static/{promise.name}-dependencies.yaml", content)
-    group = WorkloadGroup(DEFAULT_GROUP_DIRECTORY, DEFAULT_GROUP_ID, [workload], selectors)
+    group = WorkloadGroup(DEFAULT_DIRECTORY, DEFAULT_GROUP_ID, [workload], selectors)
     return Work(promise.name, "", [group])
 
 

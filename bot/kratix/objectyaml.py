@@ -1,5 +1,5 @@
-"""The object a pipeline sees as /kratix/input/object.yaml (contract §1.3), and the labels
-that steer the lifecycle (§4.7).
+"""The object a pipeline sees as /kratix/input/object.yaml (contract §1.3), and objects rebuilt
+from the bodies bookkeeping recorded (deleted ones, last valid versions; §4.3, §4.5).
 
 Kratix hands pipelines the full stored object: metadata with the `kratix.io/promise-name`
 label (requests), and the current `status` — which promisebot keeps in bookkeeping, so a
@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bot.kratix.labels import PROMISE_NAME_LABEL
 from bot.model.objects import (
     DEFAULT_NAMESPACE,
     KRATIX_API_VERSION,
@@ -26,11 +27,6 @@ from bot.model.objects import (
 )
 from bot.platform.loader import LoadedPlatform, PlatformFile, load_platform
 from bot.settings import Settings
-
-PROMISE_NAME_LABEL = "kratix.io/promise-name"
-PAUSED_LABEL = "kratix.io/paused"
-MANUAL_RECONCILIATION_LABEL = "kratix.io/manual-reconciliation"
-PROMISE_VERSION_LABEL = "kratix.io/promise-version"
 
 
 def _with_status(body: dict[str, Any], status: dict[str, Any] | None) -> dict[str, Any]:
@@ -61,17 +57,6 @@ def promise_object(promise: Promise, status: dict[str, Any] | None) -> dict[str,
     obj.setdefault("kind", PROMISE)
     obj.setdefault("metadata", {})["name"] = promise.name
     return obj
-
-
-def is_true(labels: dict[str, str], label: str) -> bool:
-    return str(labels.get(label, "")).lower() == "true"
-
-
-def is_paused(promise: Promise | None, req: ResourceRequest | None = None) -> bool:
-    """`kratix.io/paused: "true"` on the Promise or the request stops new workflows (§4.4, §4.7)."""
-    return bool(promise and is_true(promise.labels, PAUSED_LABEL)) or bool(
-        req and is_true(req.labels, PAUSED_LABEL)
-    )
 
 
 @dataclass(frozen=True, slots=True)

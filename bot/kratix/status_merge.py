@@ -5,7 +5,9 @@ promise workflows keep only `message`, MarkAsCompleted) and §1.5c (workflow-con
 suspend / retryAfter / message, pipeline entries in `status.kratix.workflows.pipelines`).
 Also the controller-side transitions of §1.5b/§4.4 (a pipeline starting resets `message` to
 "Pending"; a failure sets ConfigureWorkflowFailed). Every function returns a new dict and
-never mutates its arguments.
+never mutates its arguments. A condition is set as Kratix's status-writer sets it
+(`with_condition`: replaced whole, lastTransitionTime the time given); the reconciler's own
+conditions keep their time while their status holds (`bot.kratix.conditions.set_status_condition`).
 
 Nothing here recurses over the data: copies are iterative (`copy_data`), so a deeply nested
 status cannot exhaust the stack; `check_incoming` refuses a status.yaml nested deeper than
@@ -21,13 +23,21 @@ from typing import Any
 
 from bot.errors import PromisebotError
 from bot.kratix import goduration
+from bot.kratix.conditions import (
+    CONFIGURE_COMPLETED,
+    CONFIGURE_FAILED_REASON,
+    DELETE_COMPLETED,
+    DELETE_FAILED_REASON,
+    DELETE_SUSPENDED_REASON,
+    PENDING,
+    RECONCILED,
+    WORKFLOW_PENDING_REASON,
+)
+from bot.model.objects import WorkflowAction, WorkflowType
 from bot.platform.yamlload import MAX_NESTING_DEPTH, nesting_message
 
-CONFIGURE_COMPLETED = "ConfigureWorkflowCompleted"
-RECONCILED = "Reconciled"
-DELETE_COMPLETED = "DeleteWorkflowCompleted"
-PENDING = "Pending"
-COMPLETED_MESSAGES = {"resource": "Resource requested", "promise": "Promise configured"}
+COMPLETED_MESSAGES: dict[WorkflowType, str] = {"resource": "Resource requested",
+                                              "promise": "Promise configured"}
 _COPY_DEPTH_GUARD = 10_000
 
 
@@ -114,7 +124,8 @@ def timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def condition(ctype: str, status: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+def new_condition(ctype: str, status: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    """A condition stamped `now`."""
     return {
         "type": ctype,
         "status": status,
@@ -124,8 +135,10 @@ def condition(ctype: str, status: str, reason: str, message: str, now: datetime)
     }
 
 
-def set_condition(status: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any]:
-    """Upsert one condition by type (Kratix updateConditions / meta.SetStatusCondition)."""
+def with_condition(status: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `status` with `cond` in place of the condition of its type (appended if none),
+    replaced whole, its lastTransitionTime included, as Kratix's status-writer does
+    (K:work-creator/lib/status_updater.go `updateConditions`)."""
     out = copy_data(status)
     conditions = [c for c in out.get("conditions") or [] if isinstance(c, dict)]
     for i, c in enumerate(conditions):
@@ -138,7 +151,7 @@ def set_condition(status: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def check_incoming(incoming: Any, wtype: str) -> tuple[dict[str, Any], list[str]]:
+def check_incoming(incoming: Any, wtype: WorkflowType) -> tuple[dict[str, Any], list[str]]:
     """Validate a pipeline's status.yaml document; returns (what to merge, warnings).
 
     §1.5b step 2: a top-level `kratix` key fails the pipeline. Step 4: a promise workflow
@@ -186,7 +199,7 @@ def merge_statuses(existing: dict[str, Any], incoming: dict[str, Any]) -> dict[s
     return out
 
 
-def mark_completed(status: dict[str, Any], wtype: str, now: datetime) -> dict[str, Any]:
+def mark_completed(status: dict[str, Any], wtype: WorkflowType, now: datetime) -> dict[str, Any]:
     """Kratix MarkAsCompleted (§1.5b step 5), applied after the last pipeline."""
     out = copy_data(status)
     if out.get("message") == PENDING:
@@ -194,8 +207,8 @@ def mark_completed(status: dict[str, Any], wtype: str, now: datetime) -> dict[st
     workflows = _workflows(out)
     if workflows is not None:
         workflows.pop("suspendedGeneration", None)
-    return set_condition(out, condition(CONFIGURE_COMPLETED, "True", "PipelinesExecutedSuccessfully",
-                                        "Pipelines completed", now))
+    return with_condition(out, new_condition(CONFIGURE_COMPLETED, "True", "PipelinesExecutedSuccessfully",
+                                             "Pipelines completed", now))
 
 
 def parse_workflow_control(doc: Any) -> WorkflowControl:
@@ -249,9 +262,9 @@ def mark_pipeline_starting(status: dict[str, Any], pipeline: str, now: datetime)
     False/PipelinesInProgress, pipeline phase Running."""
     out = copy_data(status)
     out["message"] = PENDING
-    out = set_condition(out, condition(CONFIGURE_COMPLETED, "False", "PipelinesInProgress",
-                                       "Pipelines are still in progress", now))
-    out = set_condition(out, condition(RECONCILED, "Unknown", "WorkflowPending", "Pending", now))
+    out = with_condition(out, new_condition(CONFIGURE_COMPLETED, "False", "PipelinesInProgress",
+                                            "Pipelines are still in progress", now))
+    out = with_condition(out, new_condition(RECONCILED, "Unknown", WORKFLOW_PENDING_REASON, PENDING, now))
     return _set_phase(out, pipeline, "Running", now)
 
 
@@ -261,20 +274,21 @@ def mark_pipeline_succeeded(status: dict[str, Any], pipeline: str, now: datetime
     return out
 
 
-def mark_pipeline_failed(status: dict[str, Any], pipeline: str, action: str, now: datetime) -> dict[str, Any]:
+def mark_pipeline_failed(status: dict[str, Any], pipeline: str, action: WorkflowAction,
+                         now: datetime) -> dict[str, Any]:
     """§4.4 (configure) and §4.5 (delete) failure conditions."""
     out = _set_phase(status, pipeline, "Failed", now)
     if action == "delete":
-        return set_condition(out, condition(DELETE_COMPLETED, "False", "DeleteWorkflowFailed",
-                                            "The Delete Pipeline has failed", now))
+        return with_condition(out, new_condition(DELETE_COMPLETED, "False", DELETE_FAILED_REASON,
+                                                 "The Delete Pipeline has failed", now))
     out["workflowsFailed"] = 1
-    out = set_condition(out, condition(CONFIGURE_COMPLETED, "False", "ConfigureWorkflowFailed",
-                                       f"A Configure Pipeline has failed: {pipeline}", now))
-    return set_condition(out, condition(RECONCILED, "False", "ConfigureWorkflowFailed", "Failing", now))
+    out = with_condition(out, new_condition(CONFIGURE_COMPLETED, "False", CONFIGURE_FAILED_REASON,
+                                            f"A Configure Pipeline has failed: {pipeline}", now))
+    return with_condition(out, new_condition(RECONCILED, "False", CONFIGURE_FAILED_REASON, "Failing", now))
 
 
 def apply_workflow_control(status: dict[str, Any], pipeline: str, control: WorkflowControl,
-                           action: str, now: datetime, generation: int = 1) -> dict[str, Any]:
+                           action: WorkflowAction, now: datetime, generation: int = 1) -> dict[str, Any]:
     """Status-writer side of §1.5c: MarkPipelineAsSuspended or ClearPipelineSuspension,
     plus the controller's Reconciled=Unknown/WorkflowSuspended (and, for delete,
     DeleteWorkflowCompleted=False/DeleteWorkflowSuspended)."""
@@ -302,10 +316,10 @@ def apply_workflow_control(status: dict[str, Any], pipeline: str, control: Workf
         entry.pop("nextRetryAt", None)
         entry.pop("attempts", None)
     _ensure_workflows(out)["suspendedGeneration"] = generation
-    out = set_condition(out, condition(RECONCILED, "Unknown", "WorkflowSuspended", "Suspended", now))
+    out = with_condition(out, new_condition(RECONCILED, "Unknown", "WorkflowSuspended", "Suspended", now))
     if action == "delete":
-        out = set_condition(out, condition(DELETE_COMPLETED, "False", "DeleteWorkflowSuspended",
-                                           "The delete workflow is suspended", now))
+        out = with_condition(out, new_condition(DELETE_COMPLETED, "False", DELETE_SUSPENDED_REASON,
+                                                "The delete workflow is suspended", now))
     return out
 
 

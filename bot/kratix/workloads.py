@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import PromisebotError
+from bot.model.objects import WorkflowType
 from bot.model.works import Selector, Workload, WorkloadGroup
 
 DEFAULT_DIRECTORY = "."
@@ -80,7 +81,7 @@ def parse_destination_selectors(doc: Any) -> list[DirectorySelector]:
 
 
 def group_workloads(files: dict[str, bytes], directories: set[str], selectors: list[DirectorySelector],
-                    promise_selectors: dict[str, str], wtype: str) -> list[WorkloadGroup]:
+                    promise_selectors: dict[str, str], wtype: WorkflowType) -> list[WorkloadGroup]:
     """Group output files (path relative to /kratix/output -> bytes) as Kratix's work-creator
     does (§1.6). `directories` are the directories present in the output (a listed directory
     must exist, even if empty). Directory groups come first, in file order, then the default

@@ -8,11 +8,17 @@ Every object keeps the file and line it came from, so any error can point at it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+from bot.kratix.labels import DRY_RUN_LABEL, is_true
 
 KRATIX_GROUP = "platform.kratix.io"
 KRATIX_API_VERSION = "platform.kratix.io/v1alpha1"
 DEFAULT_NAMESPACE = "default"
+# GitStateStore defaults (§3.6); our commits carry this author unless a GitStateStore sets
+# gitAuthor.name (Kratix: "kratix").
+DEFAULT_GIT_BRANCH = "main"
+DEFAULT_GIT_AUTHOR = "promisebot"
 
 PROMISE = "Promise"
 DESTINATION = "Destination"
@@ -20,10 +26,16 @@ GIT_STATE_STORE = "GitStateStore"
 BUCKET_STATE_STORE = "BucketStateStore"
 STATE_STORE_KINDS = (GIT_STATE_STORE, BUCKET_STATE_STORE)
 
-WORKFLOW_TYPES = ("promise", "resource")
-WORKFLOW_ACTIONS = ("configure", "delete")
+# A workflow's type and action (contract §1.1), and how one run of it ended; plain strings in
+# JSON, YAML and the KRATIX_* variables.
+WorkflowType = Literal["promise", "resource"]
+WorkflowAction = Literal["configure", "delete"]
+OutcomeState = Literal["succeeded", "failed", "suspended"]
+WORKFLOW_TYPES: tuple[WorkflowType, ...] = get_args(WorkflowType)
+WORKFLOW_ACTIONS: tuple[WorkflowAction, ...] = get_args(WorkflowAction)
 
 FILEPATH_MODES = ("nestedByMetadata", "aggregatedYAML", "none")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")  # a container's imagePullPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +146,7 @@ class Promise:
     destination_selectors: dict[str, str] = field(default_factory=dict)
     dependencies: list[dict[str, Any]] = field(default_factory=list)
     # (workflow type, action) -> pipelines, e.g. ("resource", "configure")
-    workflows: dict[tuple[str, str], list[Pipeline]] = field(default_factory=dict)
+    workflows: dict[tuple[WorkflowType, WorkflowAction], list[Pipeline]] = field(default_factory=dict)
     required_promises: list[dict[str, str]] = field(default_factory=list)  # [{name, version}]
 
     @property
@@ -153,7 +165,7 @@ class Promise:
     def spec(self) -> dict[str, Any]:
         return self.body.get("spec") or {}
 
-    def pipelines(self, wtype: str, action: str) -> list[Pipeline]:
+    def pipelines(self, wtype: WorkflowType, action: WorkflowAction) -> list[Pipeline]:
         return self.workflows.get((wtype, action), [])
 
 
@@ -184,7 +196,7 @@ class Destination:
 
     @property
     def dry_run(self) -> bool:
-        return self.labels.get("kratix.io/dry-run") == "true"
+        return is_true(self.labels, DRY_RUN_LABEL)
 
 
 @dataclass(slots=True)

@@ -113,8 +113,23 @@ class ObjectRecord:
     works: keys of the Works whose files are in place for this object.
     resume: a suspended / retry-after workflow (§1.5c): {"pipeline": index, "nextRetryAt": iso|None,
       "cacheKey": key it was started for}.
-    data: kind-specific facts (a Destination's labels, path, store and mode; a deleting object's
-      last known body).
+    digests: `work_digest` of each Work in place, by key: a Work whose digest is unchanged is
+      neither laid out again (incremental runs) nor stored again.
+
+    What the object was, to act on it once its file is gone or its new version is invalid:
+    body: its last valid version (a Destination: as its files were last written, with
+      `store_body` and `labels`: where a moved or deleted one's files are).
+    file: a request's file (an incremental run reads it again when the request wants another look).
+    promise: a request's Promise. request_kind: a Promise's request kind (its requests, once it is gone).
+
+    Notes (docs/reconciler.md, "Labels"): invalid: its current version was rejected by validation.
+    paused_seen: it was reported paused and has not run since (unpausing runs it once);
+    manual_seen / resources_seen: the manual-reconciliation / reconcile-resources label was
+    answered (the note goes when the label goes).
+
+    JSON (`to_json`): the fields in camelCase (`dumps` sorts the keys); the facts are left out
+    when unknown, the notes when empty or false. Records written before these fields were typed
+    kept them, under the same keys, in one "data" object: `from_json` reads both.
     """
 
     ref: Ref
@@ -125,10 +140,20 @@ class ObjectRecord:
     last_run: str | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
     resume: dict[str, Any] | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    file: str | None = None
+    promise: str | None = None
+    request_kind: str | None = None
+    store_body: dict[str, Any] | None = None
+    labels: dict[str, str] | None = None
+    invalid: bool = False
+    paused_seen: bool = False
+    manual_seen: bool = False
+    resources_seen: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "ref": {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name},
             "status": self.status,
             "cacheKey": self.cache_key,
@@ -137,12 +162,23 @@ class ObjectRecord:
             "lastRun": self.last_run,
             "logs": self.logs,
             "resume": self.resume,
-            "data": self.data,
         }
+        notes = {"digests": self.digests, "invalid": self.invalid, "pausedSeen": self.paused_seen,
+                 "manualSeen": self.manual_seen, "reconcileResourcesSeen": self.resources_seen}
+        facts = {"body": self.body, "file": self.file, "promise": self.promise, "requestKind": self.request_kind,
+                 "storeBody": self.store_body, "labels": self.labels}
+        out.update({k: v for k, v in notes.items() if v})  # left out when empty / false
+        out.update({k: v for k, v in facts.items() if v is not None})  # left out when unknown
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ObjectRecord:
         r = d["ref"]
+        legacy = d.get("data") or {}  # before the fields were typed, one "data" object held them
+
+        def get(key: str) -> Any:
+            return d[key] if key in d else legacy.get(key)
+
         return cls(
             ref=Ref(r["kind"], r["name"], r.get("namespace", "")),
             status=d.get("status") or {},
@@ -152,7 +188,17 @@ class ObjectRecord:
             last_run=d.get("lastRun"),
             logs=list(d.get("logs") or []),
             resume=d.get("resume"),
-            data=d.get("data") or {},
+            digests=dict(get("digests") or {}),
+            body=get("body"),
+            file=get("file"),
+            promise=get("promise"),
+            request_kind=get("requestKind"),
+            store_body=get("storeBody"),
+            labels=get("labels"),
+            invalid=bool(get("invalid")),
+            paused_seen=bool(get("pausedSeen")),
+            manual_seen=bool(get("manualSeen")),
+            resources_seen=bool(get("reconcileResourcesSeen")),
         )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from bot.model.objects import (
     BUCKET_STATE_STORE,
+    DEFAULT_GIT_AUTHOR,
+    DEFAULT_GIT_BRANCH,
     DEFAULT_NAMESPACE,
     DESTINATION,
     GIT_STATE_STORE,
@@ -34,9 +36,6 @@ from bot.model.objects import (
 from bot.platform import schema
 from bot.platform.yamlload import YamlDoc
 from bot.settings import Settings
-
-# Our commits carry this author unless a GitStateStore sets gitAuthor.name (Kratix: "kratix").
-DEFAULT_GIT_AUTHOR = "promisebot"
 
 
 @dataclass(slots=True)
@@ -226,7 +225,7 @@ def _state_store(doc: YamlDoc) -> StateStore:
     # A field set to null is unset, as Kubernetes reads it, so it takes its default too.
     spec = {k: v for k, v in _map(doc.data.get("spec")).items() if v is not None}
     if kind == GIT_STATE_STORE:
-        spec.setdefault("branch", "main")
+        spec.setdefault("branch", DEFAULT_GIT_BRANCH)
         spec.setdefault("authMethod", "basicAuth")
         author = {k: v for k, v in _map(spec.get("gitAuthor")).items() if v is not None}
         author.setdefault("name", DEFAULT_GIT_AUTHOR)

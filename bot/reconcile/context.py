@@ -1,13 +1,15 @@
 """What one reconcile of one platform revision works from and has decided so far: the snapshot
 (whole, or partial for an incremental run: bot.reconcile.scope), the settings, the bookkeeping
-branch, and the records and Works of the objects it touches. The phases (bot.reconcile.phases),
-placements (bot.reconcile.placements) and records (bot.reconcile.recording) all read and update
-one `RunContext`.
+branch, and the records and Works of the objects it touches. `RunContext.open` reads it all; the
+phases (bot.reconcile.phases) and the workflow outcomes update the records and Works, the layout
+(bot.reconcile.placements) only reads them, and recording (bot.reconcile.recording) writes what
+the layout returned into them, then commits them.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,13 @@ from bot.model.objects import DESTINATION, GIT_STATE_STORE, PROMISE, STATE_STORE
 from bot.model.records import ObjectRecord, ref_from_json
 from bot.model.works import Work
 from bot.platform.loader import GitTreeSource, LoadedPlatform, load_platform, read_settings
-from bot.reconcile.changes import detect_changes, due_for_periodic
-from bot.reconcile.decide import now_utc, parse_time
+from bot.reconcile.changes import detect_changes
+from bot.reconcile.decide import due_for_periodic, now_utc, parse_time
 from bot.reconcile.scope import partial_paths
-from bot.reconcile.screen import screen
+from bot.reconcile.screen import Screening, screen
 from bot.reconcile.writes import Target
 from bot.secrets import SecretResolver
-from bot.settings import SETTINGS_FILE, state_branch_conflict
+from bot.settings import SETTINGS_FILE, Settings, state_branch_conflict
 from bot.state.bookkeeping import Bookkeeping
 from bot.statestores.base import StateStoreWriter, open_store
 
@@ -33,9 +35,6 @@ from bot.statestores.base import StateStoreWriter, open_store
 def safe_name(name: str) -> bool:
     """Whether a name can be one path segment of a bookkeeping record."""
     return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
-
-
-INVALID = "invalid"  # record data: the object's current version was rejected by validation
 
 
 def _swap(table: dict[Any, Any], key: Any, replacement: Any) -> None:
@@ -56,71 +55,113 @@ def rev_parse(repo: Path, rev: str) -> str:
     return sha
 
 
-class RunContext:
-    """One reconcile of the platform repo `repo` at `to_rev`, from `from_rev` (default: the last
-    reconciled commit). `full`: every object and placement (--all); a run is also full when it
-    has no `from` or the periodic reconcile is due (§4.7)."""
+def _valid_settings(repo: Path, to_sha: str) -> Settings:
+    """The settings at `to_sha`; a setting promisebot would misread (the state branch, secrets)
+    stops everything."""
+    settings, problems = read_settings(GitTreeSource(repo, to_sha, frozenset({SETTINGS_FILE})))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ReconcileError("the settings are invalid; fix them first (promisebot validate):\n  "
+                             + "\n  ".join(str(p) for p in errors))
+    return settings
 
-    def __init__(self, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> None:
+
+def _check_state_branch(repo: Path, state: str, to_rev: str) -> None:
+    """Bookkeeping never commits to the branch being reconciled."""
+    current = git(repo, "symbolic-ref", "-q", "--short", "HEAD", ok=(0, 1)).decode().strip()
+    if any(state_branch_conflict(state, branch) for branch in (current, to_rev, to_rev.removeprefix("origin/"))
+           if branch):
+        raise ReconcileError(f"stateBranch {state!r} is the branch being reconciled: promisebot would commit "
+                             f"its bookkeeping onto the platform itself; set another stateBranch in {SETTINGS_FILE}")
+
+
+def _check_store_branches(settings: Settings, platform: LoadedPlatform) -> None:
+    """Bookkeeping never commits to a branch a GitStateStore writes to."""
+    for store in platform.state_stores.values():
+        branch = store.spec.get("branch")
+        if store.kind == GIT_STATE_STORE and isinstance(branch, str) and \
+                state_branch_conflict(settings.state_branch, branch):
+            raise ReconcileError(f"stateBranch {settings.state_branch!r} is the branch {store.kind} "
+                                 f"{store.name} ({store.source}) writes to: set another stateBranch in "
+                                 f"{SETTINGS_FILE}")
+
+
+def _partial_paths(repo: Path, bk: Bookkeeping, from_sha: str, to_sha: str,
+                   attention_refs: set[Ref]) -> frozenset[str] | None:
+    """The files an incremental run must read (bot.reconcile.scope), or None for all: a request
+    wanting another look is read from its recorded file (all files when that is not known)."""
+    files = set()
+    recorded_files = {ref: rec.file for ref, rec in bk.get_many(sorted(attention_refs)).items()}
+    for ref in attention_refs:
+        path = recorded_files.get(ref)
+        if ref.kind not in (PROMISE, DESTINATION) and not path:
+            return None
+        if path:
+            files.add(path)
+    files |= set(bk.meta.get("invalidFiles") or [])  # reported again until fixed
+    recorded = bk.meta.get("objectFiles") if bk.meta.get("revision") == from_sha else None
+    return partial_paths(repo, from_sha, to_sha, files, set(recorded) if recorded else None)
+
+
+class RunContext:
+    """One reconcile of the platform repo `repo` at `to_sha`, from `from_sha` (the last reconciled
+    commit unless given). `full`: every object and placement (--all); a run is also full when it
+    has no `from` or the periodic reconcile is due (§4.7).
+
+    `RunContext.open` reads all of it (revisions, settings, bookkeeping, the platform); the
+    constructor only assigns. The run's working set, filled as the run goes (each step in
+    bot.reconcile.engine `_run` order): the records it reads (`record`) and the phases and
+    outcomes update; the current Works of the objects it touches (`owned`); objects `deleted`
+    (their record goes) and objects that want another look next time (`attention`).
+    """
+
+    def __init__(self, repo: Path, *, to_sha: str, from_sha: str | None, settings: Settings, bk: Bookkeeping,
+                 now: datetime, periodic: bool, full: bool, attention_refs: set[Ref], only: frozenset[str] | None,
+                 after: LoadedPlatform, screening: Screening) -> None:
         self.repo = repo
-        self.to_sha = rev_parse(repo, to_rev)
-        self.settings, problems = read_settings(GitTreeSource(repo, self.to_sha, frozenset({SETTINGS_FILE})))
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:  # a setting promisebot would misread (the state branch, secrets) stops everything
-            raise ReconcileError("the settings are invalid; fix them first (promisebot validate):\n  "
-                                 + "\n  ".join(str(p) for p in errors))
-        self._check_state_branch(to_rev)
-        self.bk = Bookkeeping.open(repo, self.settings.state_branch)
-        # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
-        # compares every cache key and so comes to the same plan.
-        recorded = self.bk.meta.get("revision")
-        self.from_sha = rev_parse(repo, from_rev) if from_rev else recorded and rev_sha(repo, recorded)
-        self.now = now_utc()
-        last_full = parse_time(self.bk.meta.get("lastFullReconcile"))
-        periodic = due_for_periodic(last_full.timestamp() if last_full else None, self.now.timestamp(),
-                                    self.settings.reconcile_interval_seconds)
-        self.periodic = periodic or not self.from_sha
-        self.full = full or self.periodic
-        self.attention_refs = {ref_from_json(entry) for entry in self.bk.meta.get("attention") or []}
+        self.to_sha = to_sha
+        self.from_sha = from_sha
+        self.settings = settings
+        self.bk = bk
+        self.now = now
+        self.periodic = periodic  # due (or no `from`): this run moves the periodic clock (meta.json)
+        self.full = full
+        self.attention_refs = attention_refs  # objects the last run wanted looked at again
+        self.only = only  # the files read (an incremental run), None: all of them
+        self.after = after
+        self.screening = screening
         self.records: dict[Ref, ObjectRecord] = {}
         self.works: dict[Ref, dict[str, Work]] = {}  # current Works of touched objects
-        self.old_digests: dict[Ref, dict[str, str]] = {}  # digests of their Works as recorded
         self.deleted: set[Ref] = set()  # objects whose record goes
         self.attention: set[Ref] = set()  # objects that want another look next time
-        self.only = None if self.full else self._partial_paths()
-        self.after: LoadedPlatform = load_platform(GitTreeSource(repo, self.to_sha, self.only), self.settings)
-        self.screening = screen(self.after)
-        self._set_aside_invalid()
-        for store in self.after.state_stores.values():
-            branch = store.spec.get("branch")
-            if store.kind == GIT_STATE_STORE and isinstance(branch, str) and \
-                    state_branch_conflict(self.settings.state_branch, branch):
-                raise ReconcileError(f"stateBranch {self.settings.state_branch!r} is the branch {store.kind} "
-                                     f"{store.name} ({store.source}) writes to: set another stateBranch in "
-                                     f"{SETTINGS_FILE}")
 
-    def _check_state_branch(self, to_rev: str) -> None:
-        """Bookkeeping never commits to the branch being reconciled."""
-        state = self.settings.state_branch
-        current = git(self.repo, "symbolic-ref", "-q", "--short", "HEAD", ok=(0, 1)).decode().strip()
-        if any(state_branch_conflict(state, branch) for branch in (current, to_rev, to_rev.removeprefix("origin/"))
-               if branch):
-            raise ReconcileError(f"stateBranch {state!r} is the branch being reconciled: promisebot would commit "
-                                 f"its bookkeeping onto the platform itself; set another stateBranch in {SETTINGS_FILE}")
-
-    def _partial_paths(self) -> frozenset[str] | None:
-        """The files an incremental run must read (bot.reconcile.scope), or None for all."""
-        assert self.from_sha
-        files = set()
-        for ref in self.attention_refs:
-            path = self.record(ref).data.get("file")
-            if ref.kind not in (PROMISE, DESTINATION) and not path:
-                return None
-            if path:
-                files.add(path)
-        files |= set(self.bk.meta.get("invalidFiles") or [])  # reported again until fixed
-        recorded = self.bk.meta.get("objectFiles") if self.bk.meta.get("revision") == self.from_sha else None
-        return partial_paths(self.repo, self.from_sha, self.to_sha, files, set(recorded) if recorded else None)
+    @classmethod
+    def open(cls, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> RunContext:
+        """Everything a run of `repo` at `to_rev` works from, read: the revisions, the settings,
+        bookkeeping (synced with the remote), the platform (partial for an incremental run) and
+        its validation, with invalid objects set aside. Raises ReconcileError when the run cannot
+        start (an unknown revision, invalid settings, a stateBranch promisebot must not write)."""
+        to_sha = rev_parse(repo, to_rev)
+        settings = _valid_settings(repo, to_sha)
+        _check_state_branch(repo, settings.state_branch, to_rev)
+        bk = Bookkeeping.open(repo, settings.state_branch)
+        # The last reconciled commit; a clone that lacks it (shallow) runs in full, which
+        # compares every cache key and so comes to the same plan.
+        recorded = bk.meta.get("revision")
+        from_sha = rev_parse(repo, from_rev) if from_rev else recorded and rev_sha(repo, recorded) or None
+        now = now_utc()
+        last_full = parse_time(bk.meta.get("lastFullReconcile"))
+        periodic = due_for_periodic(last_full.timestamp() if last_full else None, now.timestamp(),
+                                    settings.reconcile_interval_seconds) or not from_sha
+        full = full or periodic
+        attention_refs = {ref_from_json(entry) for entry in bk.meta.get("attention") or []}
+        only = None if full or not from_sha else _partial_paths(repo, bk, from_sha, to_sha, attention_refs)
+        after = load_platform(GitTreeSource(repo, to_sha, only), settings)
+        ctx = cls(repo, to_sha=to_sha, from_sha=from_sha, settings=settings, bk=bk, now=now, periodic=periodic,
+                  full=full, attention_refs=attention_refs, only=only, after=after, screening=screen(after))
+        ctx._set_aside_invalid()
+        _check_store_branches(settings, ctx.after)
+        return ctx
 
     def _set_aside_invalid(self) -> None:
         """Objects validation rejects are never acted on (bot.reconcile.screen): one with a last
@@ -143,13 +184,14 @@ class RunContext:
             if recorded and ref.kind not in STATE_STORE_KINDS:
                 rec = self.record(ref)
                 rec.status = invalid(rec.status, [f"{p.source}: {p.field}: {p.message}" for p in problems])
-                rec.data[INVALID] = True
+                rec.invalid = True
                 self.attention.add(ref)
         for ref in self.attention_refs - set(self.screening.invalid):
             loaded = {PROMISE: after.promises, DESTINATION: after.destinations}.get(ref.kind, {})
             if ref.name in loaded:  # (requests: bot.reconcile.phases)
                 rec = self.record(ref)
-                if rec.data.pop(INVALID, None):
+                if rec.invalid:
+                    rec.invalid = False
                     rec.status = valid_again(rec.status)
 
     def _recorded_body(self, ref: Ref) -> list[dict[str, Any]]:
@@ -157,18 +199,18 @@ class RunContext:
         if ref.kind in STATE_STORE_KINDS:
             for dest in self.after.destinations.values():
                 if dest.state_store_ref == ref and self.bk.has(dest.ref):
-                    body = self.record(dest.ref).data.get("storeBody")
+                    body = self.record(dest.ref).store_body
                     if body:
                         return [body]
             return []
         if not self.bk.has(ref):
             return []
-        body = self.record(ref).data.get("body")
+        body = self.record(ref).body
         if not body:
             return []
         if ref.kind in (PROMISE, DESTINATION):
             return [body]
-        promise = self.after.promises.get(self.record(ref).data.get("promise", ""))
+        promise = self.after.promises.get(self.record(ref).promise or "")
         return [promise.body, body] if promise else []
 
     def object_files(self) -> list[str]:
@@ -181,18 +223,14 @@ class RunContext:
         if self.full:
             return None
         before = load_platform(GitTreeSource(self.repo, self.from_sha, self.only), self.settings)
-        changes = detect_changes(before, self.after)
-        refs = {c.ref for group in (changes.promises, changes.requests, changes.destinations) for c in group}
-        return refs | self.attention_refs
+        return detect_changes(before, self.after).refs() | self.attention_refs
 
     # -- records and Works -------------------------------------------------------
 
     def record(self, ref: Ref) -> ObjectRecord:
         """The object's record, read from bookkeeping on first use (a new one if none)."""
         if ref not in self.records:
-            rec = self.bk.get(ref) or ObjectRecord(ref)
-            self.records[ref] = rec
-            self.old_digests[ref] = dict(rec.data.get("digests") or {})
+            self.records[ref] = self.bk.get(ref) or ObjectRecord(ref)
         return self.records[ref]
 
     def owned(self, ref: Ref) -> dict[str, Work]:
@@ -230,7 +268,7 @@ class RunContext:
     def target_recorded(self, name: str) -> Target | None:
         """The Destination and its store as last recorded (where a moved or deleted one was)."""
         rec = self.record(Ref(DESTINATION, name))
-        body, store_body = rec.data.get("body"), rec.data.get("storeBody")
+        body, store_body = rec.body, rec.store_body
         if not body or not store_body:
             return None
         rebuilt = self.rebuild(body, store_body)

@@ -1,11 +1,17 @@
-"""Which workflows one reconcile runs, and why (contract §1.7, §4.1-§4.7). Pure: no I/O.
+"""Which workflows one reconcile runs, and why (contract §1.7, §4.1-§4.7). Pure: no I/O. The one
+place that decides it: bot.reconcile.changes only says what changed, bot.reconcile.phases asks
+here for every object it looks at.
 
-An object's configure workflow runs when the cache key of what determines its output differs
-from the key recorded in bookkeeping (Promise spec, request spec, pipeline images — label-only
-edits never re-run, §1.7), when `kratix.io/manual-reconciliation: "true"` newly appears on it
-or `kratix.io/reconcile-resources: "true"` on its Promise, once after it (or its Promise) was
+`kratix.io/paused: "true"` on an object or its Promise is checked first (`is_paused`): nothing
+runs. Otherwise an object's configure workflow runs (`configure_reason`) when the cache key of
+what determines its output differs from the key recorded in bookkeeping (Promise spec, request
+spec, pipeline images — label-only edits never re-run, §1.7), when
+`kratix.io/manual-reconciliation: "true"` newly appears on it or
+`kratix.io/reconcile-resources: "true"` on its Promise, once after it (or its Promise) was
 unpaused (§4.1 step 1, §4.4, §4.7), when a suspended workflow's `nextRetryAt` has passed
-(§1.5c), or when its last run is older than the reconcile interval (§4.7). Deleted objects run their delete pipeline (first one only, §1.1).
+(§1.5c), or when its last run is older than the reconcile interval (§4.7, `due_for_periodic`).
+Deleted objects run their delete pipeline (first one only, §1.1). Labels are read as Kratix
+reads them: exactly "true" (`bot.kratix.labels.is_true`).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.kratix.objectyaml import MANUAL_RECONCILIATION_LABEL, is_true
-from bot.model.objects import Promise, Ref, ResourceRequest
+from bot.kratix.labels import MANUAL_RECONCILIATION_LABEL, PAUSED_LABEL, is_true
+from bot.kratix.spechash import go_json, spec_hash
+from bot.model.objects import Promise, Ref, ResourceRequest, WorkflowAction, WorkflowType
 from bot.model.records import ObjectRecord
-from bot.reconcile.changes import go_json, spec_hash
 
 CREATED = "created"
 SPEC_CHANGED = "spec changed"
@@ -30,23 +36,14 @@ RETRY_DUE = "retry due"
 PERIODIC = "periodic reconcile"
 DELETED = "deleted"
 
-# Notes in a record's data: the object's manual-reconciliation label, a Promise's
-# reconcile-resources label, was acted on (label_pending); the object was reported paused and
-# has not run since (Kratix's Reconciled=Unknown/PausedReconciliation condition, which makes
-# its controllers run the workflow from the start once the pause label is gone).
-MANUAL_SEEN = "manualSeen"
-RESOURCES_SEEN = "reconcileResourcesSeen"
-PAUSED_SEEN = "pausedSeen"
-
-
 @dataclass(slots=True)
 class Task:
     """One workflow run: object, workflow type/action, why, and where to resume."""
 
     ref: Ref
     promise: Promise
-    wtype: str  # "promise" | "resource"
-    action: str  # "configure" | "delete"
+    wtype: WorkflowType
+    action: WorkflowAction
     reason: str
     cache_key: str
     request: ResourceRequest | None = None
@@ -62,7 +59,7 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _images(promise: Promise, wtype: str, action: str) -> list[str]:
+def _images(promise: Promise, wtype: WorkflowType, action: WorkflowAction) -> list[str]:
     return [c.image for p in promise.pipelines(wtype, action) for c in p.containers]
 
 
@@ -90,15 +87,35 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
-def label_pending(labels: dict[str, str], label: str, data: dict[str, Any], note: str) -> bool:
-    """Whether a once-per-appearance label (§4.7) asks for a run: it is "true" and the record's
-    `data[note]` does not say it was acted on. promisebot cannot remove the label from Git as
-    Kratix does, so the record notes it instead; the note goes when the label goes (so removing
-    and re-adding the label acts again)."""
-    if not is_true(labels, label):
-        data.pop(note, None)
+def due_for_periodic(last_run_epoch: float | None, now_epoch: float, interval_seconds: float) -> bool:
+    """Whether a periodic full reconcile is due: never run yet, or `interval_seconds` passed.
+    An interval of 0 or less disables it, as a zero interval does in Kratix (§3.8, §4.7)."""
+    if interval_seconds <= 0:
         return False
-    return not data.get(note)
+    return last_run_epoch is None or now_epoch - last_run_epoch >= interval_seconds
+
+
+def is_paused(promise: Promise | None, req: ResourceRequest | None = None) -> bool:
+    """`kratix.io/paused: "true"` on the Promise or the request stops new workflows (§4.1 step 1,
+    §4.4, §4.7); checked before anything else, so `configure_reason` is asked only for objects
+    that are not paused. (A deleted object's delete workflow runs all the same: a deliberate
+    deviation, docs/reconciler.md.)"""
+    return bool(promise and is_true(promise.labels, PAUSED_LABEL)) or bool(
+        req and is_true(req.labels, PAUSED_LABEL)
+    )
+
+
+def label_pending(labels: dict[str, str], label: str, answered: bool) -> bool:
+    """Whether a once-per-appearance label (§4.7) asks for a run: it is "true" and the record's
+    note (`answered`: ObjectRecord.manual_seen, .resources_seen) does not say it was acted on.
+    promisebot cannot remove the label from Git as Kratix does, so the record notes it instead."""
+    return is_true(labels, label) and not answered
+
+
+def still_answered(labels: dict[str, str], label: str, answered: bool) -> bool:
+    """The record's note that a label was acted on, kept only while the label is there: the
+    note goes when the label goes, so removing and re-adding the label acts again."""
+    return answered and is_true(labels, label)
 
 
 def configure_reason(
@@ -114,19 +131,19 @@ def configure_reason(
     """(why the configure workflow runs, pipeline index to start at), or (None, 0) to skip.
 
     Called for objects that are not paused. The manual-reconciliation label triggers once per
-    appearance (`label_pending`, note `MANUAL_SEEN`), and so does an unpause: the object was
-    reported paused (note `PAUSED_SEEN`) and has not run since. `forced` is a reason to run
+    appearance (`label_pending`, note `manual_seen`), and so does an unpause: the object was
+    reported paused (note `paused_seen`) and has not run since. `forced` is a reason to run
     from the start whatever the cache key says (a Promise's reconcile-resources label); like
     the manual label and an unpause it restarts a suspended workflow. A configure run clears
-    `PAUSED_SEEN` and answers the manual label (`bot.reconcile.run.fold_configure`).
+    `paused_seen` and answers the manual label (`bot.reconcile.run.fold_configure`).
     """
     if record is None or record.cache_key is None and not record.resume:
         return CREATED, 0
-    if label_pending(labels, MANUAL_RECONCILIATION_LABEL, record.data, MANUAL_SEEN):
+    if label_pending(labels, MANUAL_RECONCILIATION_LABEL, record.manual_seen):
         return MANUAL, 0
     if forced:
         return forced, 0
-    if record.data.get(PAUSED_SEEN):
+    if record.paused_seen:
         return UNPAUSED, 0
     resume = record.resume
     if resume:
@@ -139,7 +156,7 @@ def configure_reason(
     if record.cache_key != key:
         return SPEC_CHANGED, 0
     last = parse_time(record.last_run)
-    if periodic and (last is None or (now - last).total_seconds() >= interval_seconds):
+    if periodic and due_for_periodic(last.timestamp() if last else None, now.timestamp(), interval_seconds):
         return PERIODIC, 0
     return None, 0
 

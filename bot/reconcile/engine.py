@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +29,43 @@ from typing import Any
 
 from bot.reconcile.context import ReconcileError, RunContext, rev_parse
 from bot.reconcile.decide import Task
-from bot.reconcile.pending import load_pending, replay, settle
+from bot.reconcile.pending import load_pending, replay, settle, waiting_refs
 from bot.reconcile.phases import plan_promises, plan_requests
 from bot.reconcile.placements import destination_changes, schedule_and_layout
 from bot.reconcile.recording import commit_bookkeeping, fold_outcome, record_placements
-from bot.reconcile.run import Outcome, crash_point, run_tasks
+from bot.reconcile.run import Outcome, run_tasks
 from bot.reconcile.screen import invalid_json
 from bot.reconcile.writes import StoreBatch, WriteSet, store_key
 from bot.state.bookkeeping import EVENT_TRAILER, run_lock
 from runners.base import Runner
 
-__all__ = ["MAX_COMPOUND_ROUNDS", "ReconcileError", "ReconcileReport", "reconcile"]
+__all__ = ["AFTER_PIPELINES", "AFTER_STORE_WRITE", "MAX_COMPOUND_ROUNDS", "NO_HOOKS", "ReconcileError",
+           "ReconcileReport", "RunHooks", "reconcile"]
 
 MAX_COMPOUND_ROUNDS = 5
 Progress = Callable[[str, int, int], None]
+
+AFTER_PIPELINES = "after-pipelines"  # the pipelines ran; nothing is written yet
+AFTER_STORE_WRITE = "after-store-write"  # the state stores are written; bookkeeping is not
+
+
+def _go_on(checkpoint: str) -> None:
+    """A run goes straight on at every checkpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHooks:
+    """Where code outside the engine may step into a run; the default does nothing.
+
+    `checkpoint(name)` is called at each point crash safety depends on (docs/reconciler.md,
+    "Crash safety"): `AFTER_PIPELINES` and `AFTER_STORE_WRITE`. tests/crash_cli.py runs the CLI
+    with a hook that kills the process there.
+    """
+
+    checkpoint: Callable[[str], None] = _go_on
+
+
+NO_HOOKS = RunHooks()
 
 
 @dataclass(slots=True)
@@ -83,23 +106,28 @@ def reconcile(
     full: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    hooks: RunHooks = NO_HOOKS,
+    trailers: Mapping[str, str] | None = None,
 ) -> ReconcileReport:
-    """Reconcile the platform repo at `to_rev` (default HEAD). See the module docstring."""
+    """Reconcile the platform repo at `to_rev` (default HEAD). See the module docstring.
+    `trailers` are added to every state-store commit (the bot names the change, its author and
+    approvers there)."""
     repo = Path(repo)
+    extra = dict(trailers or {})
     with nullcontext() if dry_run else run_lock(repo):
-        return _reconcile(repo, runner, from_rev, to_rev, full, dry_run, progress)
+        return _reconcile(repo, runner, from_rev, to_rev, full, dry_run, progress, hooks, extra)
 
 
 def _reconcile(repo: Path, runner: Runner, from_rev: str | None, to_rev: str | None, full: bool, dry_run: bool,
-               progress: Progress | None) -> ReconcileReport:
-    report = _run(RunContext(repo, from_rev, to_rev or "HEAD", full), runner, dry_run, progress)
+               progress: Progress | None, hooks: RunHooks, trailers: dict[str, str]) -> ReconcileReport:
+    report = _run(RunContext.open(repo, from_rev, to_rev or "HEAD", full), runner, dry_run, progress, hooks, trailers)
     # Compound Promises (§4.6): outputs committed into the platform repo itself are platform
     # input; reconcile the new HEAD until a round changes nothing more.
     while not dry_run and to_rev is None and report.commits and report.rounds < MAX_COMPOUND_ROUNDS:
         head = rev_parse(repo, "HEAD")
         if head == report.to_rev:
             break
-        nxt = _run(RunContext(repo, report.to_rev, head, False), runner, dry_run, progress)
+        nxt = _run(RunContext.open(repo, report.to_rev, head, False), runner, dry_run, progress, hooks, trailers)
         nxt.outcomes = report.outcomes + nxt.outcomes
         nxt.batches = report.batches + nxt.batches
         nxt.invalid = report.invalid + [p for p in nxt.invalid if p not in report.invalid]
@@ -110,33 +138,36 @@ def _reconcile(repo: Path, runner: Runner, from_rev: str | None, to_rev: str | N
     return report
 
 
-def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | None) -> ReconcileReport:
-    """One reconcile of one platform revision: phases, writes, bookkeeping."""
+def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | None,
+         hooks: RunHooks, trailers: dict[str, str]) -> ReconcileReport:
+    """One reconcile of one platform revision: phases, writes, bookkeeping, in this order. Each
+    step takes what it needs from the earlier ones as arguments; besides, the phases and the
+    outcomes update the run's records and Works (`ctx`), which the layout reads and the
+    recording steps write back (bot.reconcile.context)."""
     candidates = ctx.candidates()
-    dest_changes = destination_changes(ctx)
-    outcomes: list[Outcome] = []
     promises = plan_promises(ctx)
-    outcomes += _execute(ctx, runner, promises.tasks, progress)
+    outcomes = _execute(ctx, runner, promises.tasks, progress)
     promises.absorb(outcomes)
     outcomes += _execute(ctx, runner, plan_requests(ctx, candidates, promises), progress)
-    crash_point("after-pipelines")
-    writes = WriteSet(ctx.open_store)
+    hooks.checkpoint(AFTER_PIPELINES)
+    dest_changes = destination_changes(ctx)
     pending = load_pending(ctx)
-    layout = schedule_and_layout(ctx, writes, dest_changes)
+    writes = WriteSet(ctx.open_store)
+    layout = schedule_and_layout(ctx, writes, dest_changes, revisit=waiting_refs(pending))
     replay(ctx, writes, pending)
     runs = len(outcomes)
     message = f"promisebot: reconcile platform {ctx.to_sha[:12]} ({runs} workflow run{'s' * (runs != 1)})"
-    writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}"}, dry_run=dry_run)
+    writes.run(message, {EVENT_TRAILER: f"reconcile {ctx.to_sha[:12]}", **trailers}, dry_run=dry_run)
     report = ReconcileReport(ctx.from_sha, ctx.to_sha, ctx.full, outcomes, list(writes.batches.values()),
                              stores_written_at=time.monotonic(), invalid=invalid_json(ctx.screening),
                              warnings=ctx.bk.warnings,
                              refused=[f"{p.destination}: {p.work_key}: {why}" for p, why in sorted(layout.refused.items())])
     if dry_run:
         return report
-    crash_point("after-store-write")
-    record_placements(ctx, layout, writes.batches)
+    hooks.checkpoint(AFTER_STORE_WRITE)
+    record_placements(ctx, layout, dest_changes, writes.batches)
     settle(ctx, layout, writes.batches)
-    report.bookkeeping_commit = commit_bookkeeping(ctx, message, report.commits)
+    report.bookkeeping_commit = commit_bookkeeping(ctx, layout.digests, message, report.commits)
     return report
 
 

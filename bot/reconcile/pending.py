@@ -18,13 +18,14 @@ from bot.reconcile.writes import StoreBatch, WriteSet
 
 
 def load_pending(ctx: RunContext) -> list[PendingWrite]:
-    """The failed writes to retry; the objects they concern are looked at again in this run."""
-    pending = ctx.bk.pending_writes()
-    for entry in pending:
-        for ref in entry.refs:
-            if ctx.bk.has(ref):
-                ctx.owned(ref)
-    return pending
+    """The failed writes to retry. The objects they concern (`waiting_refs`) are laid out again
+    in this run (bot.reconcile.placements `schedule_and_layout(revisit=...)`)."""
+    return ctx.bk.pending_writes()
+
+
+def waiting_refs(pending: list[PendingWrite]) -> set[Ref]:
+    """The objects whose placements wait for one of the failed writes."""
+    return {ref for entry in pending for ref in entry.refs}
 
 
 def replay(ctx: RunContext, writes: WriteSet, pending: list[PendingWrite]) -> None:

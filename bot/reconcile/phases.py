@@ -11,7 +11,7 @@ requests, including every request of a deleted Promise whose delete pipeline suc
 
 `kratix.io/paused: "true"` is checked first (§4.1 step 1, §4.4): a paused Promise or request
 (and every request of a paused Promise) runs nothing and is reported
-`Reconciled=Unknown/PausedReconciliation`; its record notes it (`PAUSED_SEEN`), so once the
+`Reconciled=Unknown/PausedReconciliation`; its record notes it (`paused_seen`), so once the
 label is gone its configure workflow runs from the start, once (`configure_reason`).
 """
 
@@ -30,21 +30,21 @@ from bot.kratix.conditions import (
     valid_again,
     waiting_for_promise,
 )
-from bot.kratix.objectyaml import PROMISE_VERSION_LABEL, is_paused
+from bot.kratix.labels import MANUAL_RECONCILIATION_LABEL, PROMISE_VERSION_LABEL, RECONCILE_RESOURCES_LABEL
+from bot.kratix.spechash import spec_hash
 from bot.model.objects import PROMISE, Platform, Promise, Ref, ResourceRequest
 from bot.model.records import ObjectRecord
-from bot.reconcile.changes import RECONCILE_RESOURCES_LABEL, spec_hash
-from bot.reconcile.context import INVALID, RunContext
+from bot.reconcile.context import RunContext
 from bot.reconcile.decide import (
     DELETED,
-    PAUSED_SEEN,
     RECONCILE_RESOURCES,
-    RESOURCES_SEEN,
     Task,
     configure_reason,
+    is_paused,
     label_pending,
     promise_cache_key,
     request_cache_key,
+    still_answered,
 )
 from bot.reconcile.run import Outcome
 
@@ -90,6 +90,7 @@ def requirement_states(platform: Platform, promise: Promise) -> list[dict[str, s
 
 def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord,
             forced: str | None = None) -> tuple[str | None, int]:
+    rec.manual_seen = still_answered(labels, MANUAL_RECONCILIATION_LABEL, rec.manual_seen)
     return configure_reason(key, labels, rec, now=ctx.now, interval_seconds=ctx.settings.reconcile_interval_seconds,
                             periodic=ctx.full, forced=forced)
 
@@ -97,23 +98,30 @@ def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord
 def _pause(rec: ObjectRecord) -> None:
     """Report the object paused and note it, so that unpausing it runs it again (§4.7)."""
     rec.status = paused(rec.status)
-    rec.data[PAUSED_SEEN] = True
+    rec.paused_seen = True
 
 
 def _answer_unpause(rec: ObjectRecord) -> None:
     """An unpaused object with no configure workflow to run: the pause is answered."""
-    if rec.data.pop(PAUSED_SEEN, None):
+    if rec.paused_seen:
+        rec.paused_seen = False
         rec.status = unpaused(rec.status)
 
 
 def plan_promises(ctx: RunContext) -> PromisePhase:
+    """Phase 1: returns the Promise workflows to run and what phase 2 needs to know of each
+    Promise. On the way it updates, in the run's records and Works (which the layout lays out and
+    bookkeeping keeps), what needs no pipeline: each Promise's body, requirements, pause and
+    label notes, its static dependencies Work, the Works and cache key of a Promise without a
+    configure workflow, and forgets a deleted Promise without a delete workflow."""
     phase = PromisePhase()
     for promise in sorted(ctx.after.promises.values(), key=lambda p: p.name):
         rec = ctx.record(promise.ref)
-        rec.data["body"] = promise.body
+        rec.body = promise.body
         if promise.api:
-            rec.data["requestKind"] = promise.api.request_kind
-        if label_pending(promise.labels, RECONCILE_RESOURCES_LABEL, rec.data, RESOURCES_SEEN):
+            rec.request_kind = promise.api.request_kind
+        rec.resources_seen = still_answered(promise.labels, RECONCILE_RESOURCES_LABEL, rec.resources_seen)
+        if label_pending(promise.labels, RECONCILE_RESOURCES_LABEL, rec.resources_seen):
             phase.reconcile_resources.add(promise.name)
         if is_paused(promise):
             _pause(rec)
@@ -146,7 +154,7 @@ def plan_promises(ctx: RunContext) -> PromisePhase:
     for ref in ctx.bk.refs(PROMISE):
         if ref.name in ctx.after.promises:
             continue
-        old = ctx.rebuild(ctx.record(ref).data.get("body") or {}).promises.get(ref.name)
+        old = ctx.rebuild(ctx.record(ref).body or {}).promises.get(ref.name)
         if old is not None and old.pipelines("promise", "delete"):
             phase.tasks.append(Task(ref, old, "promise", "delete", DELETED, ""))
         else:
@@ -160,7 +168,7 @@ def _deleted_request_refs(ctx: RunContext, candidates: set[Ref] | None) -> list[
     gone = {r.name for r in ctx.bk.refs(PROMISE) if r.name not in ctx.after.promises}
     kinds = {p.api.request_kind: p.name for p in ctx.after.promises.values() if p.api}
     for name in gone:
-        kind = ctx.record(Ref(PROMISE, name)).data.get("requestKind")
+        kind = ctx.record(Ref(PROMISE, name)).request_kind
         if kind:
             kinds[kind] = name
     out: set[Ref] = set()
@@ -179,12 +187,13 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
     problems = ctx.screening.invalid.get(req.ref)
     if problems:  # validation rejects it: nothing runs, its previous outputs stay
         rec.status = invalid(rec.status, [f"{p.field}: {p.message}" if p.field else p.message for p in problems])
-        rec.data.update(promise=req.promise, file=req.source.file)
-        rec.data[INVALID] = True
+        rec.promise, rec.file = req.promise, req.source.file
+        rec.invalid = True
         ctx.attention.add(req.ref)
         return None
-    rec.data.update(body=req.body, promise=req.promise, file=req.source.file)
-    if rec.data.pop(INVALID, None):
+    rec.body, rec.promise, rec.file = req.body, req.promise, req.source.file
+    if rec.invalid:
+        rec.invalid = False
         rec.status = valid_again(rec.status)
     if is_paused(promise, req):
         _pause(rec)
@@ -204,12 +213,18 @@ def _configure_task(ctx: RunContext, req: ResourceRequest, promise: Promise, pha
         reason, start = _reason(ctx, key, req.labels, rec, forced)
         if reason:
             return Task(req.ref, promise, "resource", "configure", reason, key, request=req, start_at=start)
+        if rec.resume and rec.resume.get("nextRetryAt"):
+            ctx.attention.add(req.ref)  # a retry not due yet: a later event must still find it (§1.5c)
         return None
     ctx.attention.add(req.ref)  # paused, blocked or waiting: look again on the next event
     return None
 
 
 def plan_requests(ctx: RunContext, candidates: set[Ref] | None, phase: PromisePhase) -> list[Task]:
+    """Phase 2, after phase 1's runs (`phase`, absorbed): returns the request workflows to run.
+    Like phase 1 it updates in the run's records and Works what needs no pipeline: each request's
+    body, file, validity and pause, why it waits, the Works of a request without a configure
+    workflow, and forgets a deleted request without a delete workflow."""
     tasks: list[Task] = []
     promise_hashes: dict[str, str] = {}
     # Every request of a Promise whose reconcile-resources label is pending, or that is paused,
@@ -230,15 +245,15 @@ def plan_requests(ctx: RunContext, candidates: set[Ref] | None, phase: PromisePh
         if task:
             tasks.append(task)
     for name in phase.reconcile_resources & phase.available:  # its requests were planned: done
-        ctx.record(Ref(PROMISE, name)).data[RESOURCES_SEEN] = True
+        ctx.record(Ref(PROMISE, name)).resources_seen = True
     for ref in _deleted_request_refs(ctx, candidates):
         rec = ctx.record(ref)
-        promise_name = rec.data.get("promise", "")
+        promise_name = rec.promise or ""
         if promise_name in phase.failed_deletes:
             continue  # §4.3: requests are deleted only after the promise delete pipeline
         promise = ctx.after.promises.get(promise_name)
-        promise_body = promise.body if promise else ctx.record(Ref(PROMISE, promise_name)).data.get("body")
-        rebuilt = ctx.rebuild(promise_body or {}, rec.data.get("body") or {})
+        promise_body = promise.body if promise else ctx.record(Ref(PROMISE, promise_name)).body
+        rebuilt = ctx.rebuild(promise_body or {}, rec.body or {})
         old_promise, old_req = rebuilt.promises.get(promise_name), rebuilt.requests.get(ref)
         if old_promise and old_req and old_promise.pipelines("resource", "delete"):
             tasks.append(Task(ref, old_promise, "resource", "delete", DELETED, "", request=old_req))

@@ -3,6 +3,9 @@
 (placements no longer wanted, moved or deleted Destinations), canaries and aggregatedYAML files,
 all gathered into one `WriteSet` (one write per state store).
 
+It changes no record: it returns what it decided (`Layout`, the Works' digests included), and
+the records are updated from that after the writes (bot.reconcile.recording).
+
 An incremental run writes only the placements whose Work changed (or that are new, or whose
 Destination moved). A full run writes every placement, canary and aggregated file again, so
 files changed or deleted by hand in a store are restored (drift repair, §3.8); the stores skip
@@ -14,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.kratix import layout
-from bot.kratix.conditions import destination_ready
 from bot.kratix.scheduling import schedule
 from bot.model.objects import DESTINATION, Ref
 from bot.model.records import PlacementRecord, work_digest
@@ -36,6 +38,7 @@ class Layout:
     refused: dict[Placement, str] = field(default_factory=dict)  # placements whose files a store cannot take
     refused_destinations: dict[str, str] = field(default_factory=dict)  # Destination -> why its paths are refused
     rendered: dict[str, FileChanges] = field(default_factory=dict)  # aggregated files rendered, by Destination
+    digests: dict[Ref, dict[str, str]] = field(default_factory=dict)  # touched object -> its Works' digests, by key
 
     def changes_of(self, p: Placement) -> FileChanges | None:
         """What this run wrote for the placement (its aggregated file for aggregatedYAML)."""
@@ -43,17 +46,18 @@ class Layout:
 
 
 def destination_changes(ctx: RunContext) -> dict[str, str]:
-    """name -> created | moved (spec or store changed) | relabelled | deleted | unchanged (§3.3-§3.5)."""
+    """name -> created | moved (spec or store changed) | relabelled | deleted | unchanged (§3.3-§3.5),
+    against each Destination's record (as its files were last written)."""
     out: dict[str, str] = {}
     for name, dest in ctx.after.destinations.items():
-        data = ctx.record(dest.ref).data
+        rec = ctx.record(dest.ref)
         store = ctx.after.state_stores.get(dest.state_store_ref)
-        if not data.get("body"):
+        if not rec.body:
             out[name] = CREATED
-        elif data["body"].get("spec") != dest.body.get("spec") or (
-                store is not None and data.get("storeBody", {}).get("spec") != store.body.get("spec")):
+        elif rec.body.get("spec") != dest.body.get("spec") or (
+                store is not None and (rec.store_body or {}).get("spec") != store.body.get("spec")):
             out[name] = MOVED
-        elif data.get("labels") != dest.labels:
+        elif rec.labels != dest.labels:
             out[name] = RELABELLED
         else:
             out[name] = UNCHANGED
@@ -63,8 +67,15 @@ def destination_changes(ctx: RunContext) -> dict[str, str]:
     return out
 
 
-def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[str, str]) -> Layout:
-    """Decide every placement to write or remove and add it to `writes`."""
+def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[str, str],
+                        revisit: set[Ref] | frozenset[Ref] = frozenset()) -> Layout:
+    """Decide every placement to write or remove and add it to `writes`. The objects laid out are
+    those whose Works this run loaded (ran, planned, deleted), the recorded ones in `revisit`
+    (their placements wait for a failed write: bot.reconcile.pending), and every live one in a
+    full run or when a Destination changed."""
+    for ref in sorted(revisit):
+        if ctx.bk.has(ref):
+            ctx.owned(ref)
     if ctx.full or any(c != UNCHANGED for c in dest_changes.values()):
         live = ctx.live_refs()  # any Work may be concerned
         ctx.bk.get_many(live)
@@ -72,11 +83,12 @@ def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[st
             ctx.owned(ref)
     touched = sorted(ctx.works)
     old_placements = [p for ref in touched for p in ctx.record(ref).placements]
-    changed_keys = _changed_work_keys(ctx, touched)
+    digests = {ref: {k: work_digest(w) for k, w in ctx.works[ref].items()} for ref in touched}
+    changed_keys = {k for ref in touched for k, d in digests[ref].items() if ctx.record(ref).digests.get(k) != d}
     works = {w.key: w for ref in touched for w in ctx.works[ref].values()}
     owner = {key: ref for ref in touched for key in ctx.works[ref]}
     result = schedule(list(works.values()), ctx.after.destinations, [p.placement for p in old_placements])
-    out = Layout(placed={ref: [] for ref in touched}, misplaced=result.misplaced)
+    out = Layout(placed={ref: [] for ref in touched}, misplaced=result.misplaced, digests=digests)
     for p in result.placements:
         out.placed[owner[p.work_key]].append(p)
     for g in result.pending:
@@ -112,17 +124,6 @@ def _group(work: Work, group_id: str) -> WorkloadGroup:
     return next(g for g in work.groups if g.id == group_id)
 
 
-def _changed_work_keys(ctx: RunContext, touched: list[Ref]) -> set[str]:
-    """Keys of the Works whose content differs from what was recorded; records their digests."""
-    changed: set[str] = set()
-    for ref in touched:
-        digests = {k: work_digest(w) for k, w in ctx.works[ref].items()}
-        old = ctx.old_digests.get(ref, {})
-        changed |= {k for k, d in digests.items() if old.get(k) != d}
-        ctx.record(ref).data["digests"] = digests
-    return changed
-
-
 def _remove_unwanted(ctx: RunContext, writes: WriteSet, old_placements: list[PlacementRecord],
                      wanted: set[Placement], dest_changes: dict[str, str]) -> set[str]:
     """Remove the placements no longer wanted, and every placement from where a moved Destination
@@ -147,28 +148,25 @@ def _remove_unwanted(ctx: RunContext, writes: WriteSet, old_placements: list[Pla
 
 def _destinations(ctx: RunContext, writes: WriteSet, dest_changes: dict[str, str], aggregated: set[str],
                   out: Layout) -> None:
-    """Canaries (§3.3), aggregated files, and the cleanup of deleted Destinations (§3.5)."""
+    """Canaries (§3.3), aggregated files, and the cleanup of deleted Destinations (§3.5). (Their
+    records, Ready status included, follow after the writes: bot.reconcile.recording.)"""
     for name, change in sorted(dest_changes.items()):
-        rec = ctx.record(Ref(DESTINATION, name))
         if change == DELETED:
             target = ctx.target_recorded(name)
             if target is not None:
                 writes.cleanup(target, _placements_on(ctx, name))
-            ctx.deleted.add(rec.ref)
             continue
         target = ctx.target_now(name)
         if target is None:
-            dest = ctx.after.destinations[name]
-            rec.status = destination_ready(rec.status, False, "StateStoreNotFound",
-                                           f"{dest.state_store_kind}/{dest.state_store_name}: not found")
             continue
         if change in (CREATED, MOVED) or ctx.full:
             writes.canaries(target)
+        if change == MOVED and (old := ctx.target_recorded(name)) is not None:
+            writes.move_canaries(old, target)
         if name in aggregated:
             rendered = writes.render_aggregated(target, _aggregated_items(ctx, name, out))
             if rendered is not None:
                 out.rendered[name] = rendered
-        rec.data.update(body=target.dest.body, storeBody=target.store.body, labels=target.dest.labels)
 
 
 def _placements_on(ctx: RunContext, destination: str) -> list[tuple[Work, str]]:

@@ -13,7 +13,7 @@ from bot.model.objects import DESTINATION, PROMISE, Ref
 from bot.model.records import PlacementRecord, ref_json
 from bot.model.works import FileChanges, Placement
 from bot.reconcile.context import RunContext
-from bot.reconcile.placements import Layout
+from bot.reconcile.placements import DELETED, Layout
 from bot.reconcile.run import Outcome, fold_configure
 from bot.reconcile.screen import invalid_json
 from bot.reconcile.writes import StoreBatch, touches
@@ -65,9 +65,12 @@ def _placement_record(p: Placement, store: str, old: PlacementRecord | None, bat
     return PlacementRecord(p.work_key, p.group_id, p.destination, store, commit, p in layout.misplaced, pending)
 
 
-def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreBatch]) -> None:
-    """Placements, works and status of every touched object, and each Destination's Ready (§3.4).
-    A placement whose store write failed is pending (bot.reconcile.pending retries the write)."""
+def record_placements(ctx: RunContext, layout: Layout, dest_changes: dict[str, str],
+                      batches: dict[str, StoreBatch]) -> None:
+    """Placements, works and status of every touched object; each Destination's Ready (§3.4) and
+    what it is now, as its files were written (the next run's `destination_changes` compares
+    with it); a deleted Destination's record goes. A placement whose store write failed is
+    pending (bot.reconcile.pending retries the write)."""
     for ref, placements in layout.placed.items():
         rec = ctx.record(ref)
         before = {p.placement: p for p in rec.placements}
@@ -82,11 +85,18 @@ def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreB
         rec.status = works_outcome(rec.status, layout.pending.get(ref, []),
                                    [str(p.placement) for p in records if p.misplaced], promise=ref.kind == PROMISE,
                                    unwritten=unwritten)
-    for name in ctx.after.destinations:
+    for name, change in sorted(dest_changes.items()):
+        rec = ctx.record(Ref(DESTINATION, name))
+        if change == DELETED:
+            ctx.deleted.add(rec.ref)
+            continue
         target = ctx.target_now(name)
         if target is None:
+            dest = ctx.after.destinations[name]
+            rec.status = destination_ready(rec.status, False, "StateStoreNotFound",
+                                           f"{dest.state_store_kind}/{dest.state_store_name}: not found")
             continue
-        rec = ctx.record(Ref(DESTINATION, name))
+        rec.body, rec.store_body, rec.labels = target.dest.body, target.store.body, target.dest.labels
         batch = batches.get(target.key)
         if name in layout.refused_destinations:
             rec.status = destination_ready(rec.status, False, "InvalidPath",
@@ -101,22 +111,26 @@ def record_placements(ctx: RunContext, layout: Layout, batches: dict[str, StoreB
             rec.status = destination_ready(rec.status, True, "DestinationReady", "Destination is ready")
 
 
-def commit_bookkeeping(ctx: RunContext, message: str, store_commits: dict[str, str]) -> str | None:
-    """Stage every changed record and Work and meta.json; one commit (None when nothing changed)."""
+def commit_bookkeeping(ctx: RunContext, digests: dict[Ref, dict[str, str]], message: str,
+                       store_commits: dict[str, str]) -> str | None:
+    """Stage every changed record and Work and meta.json; one commit (None when nothing changed).
+    `digests`: those of the touched objects' Works now (`Layout.digests`): a Work is stored when
+    its digest differs from the recorded one, and the record keeps the new ones."""
+    kept = {k for works in ctx.works.values() for k in works}
+    for ref, works in ctx.works.items():  # only objects whose Works were loaded can change them
+        rec = ctx.record(ref)
+        old, new = rec.digests, digests.get(ref, rec.digests)
+        for key, work in works.items():
+            if old.get(key) != new.get(key):
+                ctx.bk.put_work(work)
+        for key in set(old) - kept:
+            ctx.bk.delete_work(key)
+        rec.digests = new
     for ref, rec in ctx.records.items():
         if ref in ctx.deleted:
             ctx.bk.delete(ref)
         elif ref.kind == DESTINATION or rec.status or rec.works or rec.cache_key is not None:
             ctx.bk.put(rec)
-    kept = {k for works in ctx.works.values() for k in works}
-    for ref, works in ctx.works.items():  # only objects whose Works were loaded can change them
-        old = ctx.old_digests.get(ref, {})
-        digests = ctx.record(ref).data.get("digests", {})
-        for key, work in works.items():
-            if old.get(key) != digests.get(key):
-                ctx.bk.put_work(work)
-        for key in set(old) - kept:
-            ctx.bk.delete_work(key)
     meta: dict[str, Any] = {"revision": ctx.to_sha, "objectFiles": ctx.object_files(),
                             "attention": sorted(ref_json(r) for r in ctx.attention - ctx.deleted),
                             "invalidFiles": sorted(ctx.screening.files()),

@@ -8,32 +8,30 @@ before it are updated, as Kratix's per-pipeline work-writer does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.kratix.conditions import CONFIGURE_COMPLETED, set_condition
-from bot.kratix.objectyaml import MANUAL_RECONCILIATION_LABEL, is_true, promise_object, request_object
+from bot.kratix.conditions import (
+    CONFIGURE_COMPLETED,
+    CONFIGURE_FAILED_REASON,
+    DELETE_COMPLETED,
+    DELETE_FAILED_REASON,
+    set_status_condition,
+)
+from bot.kratix.labels import MANUAL_RECONCILIATION_LABEL, is_true
+from bot.kratix.objectyaml import promise_object, request_object
 from bot.kratix.status_merge import copy_data
+from bot.model.objects import OutcomeState
 from bot.model.records import ObjectRecord, bounded_logs, now_iso
 from bot.model.works import Work
-from bot.reconcile.decide import MANUAL_SEEN, PAUSED_SEEN, Task, now_utc
+from bot.reconcile.decide import Task, now_utc
 from bot.redact import redact
 from bot.settings import RunnerSettings
 from runners.base import Runner, RunnerUnavailable
 from runners.pool import run_bounded
 from runners.workflow import run_workflow
-
-CRASH_ENV = "PROMISEBOT_CRASH_AT"
-"""Test hook (docs/reconciler.md): `after-pipelines` or `after-store-write` makes the process
-exit with status 137 at that point, as if killed, so crash safety can be tested for real."""
-
-
-def crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os._exit(137)
 
 
 @dataclass(slots=True)
@@ -52,7 +50,7 @@ class Outcome:
     error: str | None = None
 
     @property
-    def state(self) -> str:
+    def state(self) -> OutcomeState:
         if self.succeeded:
             return "succeeded"
         return "suspended" if self.suspended else "failed"
@@ -75,9 +73,10 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
         out.failed_pipeline = "(runner)"
         out.logs = [{"pipeline": "(runner)", "container": "", "exitCode": None, "log": "", "reason": out.error}]
         out.status = copy_data(status)
-        set_condition(out.status, CONFIGURE_COMPLETED if task.action == "configure" else "DeleteWorkflowCompleted",
-                      "False", "ConfigureWorkflowFailed" if task.action == "configure" else "DeleteWorkflowFailed",
-                      f"The workflow could not run: {out.error}")
+        configure = task.action == "configure"
+        set_status_condition(out.status, CONFIGURE_COMPLETED if configure else DELETE_COMPLETED, "False",
+                             CONFIGURE_FAILED_REASON if configure else DELETE_FAILED_REASON,
+                             f"The workflow could not run: {out.error}")
         return out
     out.succeeded = bool(result.succeeded) and not result.suspended
     out.suspended = bool(result.suspended)
@@ -147,7 +146,7 @@ def fold_configure(record: ObjectRecord, outcome: Outcome, works: dict[str, Work
         record.resume = None
         record.cache_key = task.cache_key  # a failed workflow re-runs on a change, not on every event
     works.update(produced)
-    record.data.pop(PAUSED_SEEN, None)  # a run from the start answered an unpause (§4.7)
+    record.paused_seen = False  # a run from the start answered an unpause (§4.7)
     labels = task.request.labels if task.request else task.promise.labels
     if is_true(labels, MANUAL_RECONCILIATION_LABEL):  # this run answered the label (§4.7)
-        record.data[MANUAL_SEEN] = True
+        record.manual_seen = True

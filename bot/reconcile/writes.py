@@ -76,11 +76,14 @@ class WriteSet:
             self._writers[key] = self._open(store)
         return self._writers[key]
 
-    def add(self, target: Target, changes: FileChanges) -> FileChanges:
+    def add(self, target: Target, changes: FileChanges, *, current: bool = True) -> FileChanges:
+        """Add `changes` to the target's store batch. `current`: the target is where the
+        Destination is now (its path names it in plans), not where it was."""
         NormalisedChanges.of(changes)  # every path valid for a store, or ValueError before anything is added
         prefix = layout.store_prefix(target.store, target.dest)
         batch = self.batches.setdefault(target.key, StoreBatch(target.store))
-        batch.prefixes[target.dest.name] = prefix
+        if current or target.dest.name not in batch.prefixes:
+            batch.prefixes[target.dest.name] = prefix
         batch.changes.update(changes)
         return changes
 
@@ -129,6 +132,15 @@ class WriteSet:
     def canaries(self, target: Target) -> None:
         with self._refusing(target):
             self.add(target, layout.canary_changes(target.store, target.dest))
+
+    def move_canaries(self, old: Target, new: Target) -> None:
+        """A moved Destination's canaries go from where it was (§3.3: they follow its path)."""
+        with self._refusing(old):
+            gone = set(layout.canary_paths(old.store, old.dest))
+            if old.key == new.key:
+                gone -= set(layout.canary_paths(new.store, new.dest))
+            if gone:
+                self.add(old, FileChanges(deletes=gone), current=False)
 
     def cleanup(self, target: Target, placements: Iterable[tuple[Work, str]]) -> None:
         """A deleted Destination (§3.5): with cleanup all, its placements' files and canaries go."""

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import PromisebotError
-from bot.gitcmd import GitError, git, git_ok, ls_tree, read_blobs, rev_sha
+from bot.gitcmd import EMPTY_TREE, GitError, git, git_ok, ls_tree, read_blobs, rev_sha
 from bot.model.objects import Ref
 from bot.model.records import ObjectRecord, PendingWrite, dumps, work_from_json, work_to_json
 from bot.model.works import Work
@@ -46,7 +46,6 @@ EVENT_TRAILER = "Promisebot-Event"
 """Trailer on every commit promisebot makes; commits carrying it never trigger promisebot work."""
 
 _ZERO = "0" * 40
-_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _CLUSTER_NS = "_"
 _REMOTE_STATE = "refs/promisebot/remote-state"  # where the remote's state branch is fetched to
 
@@ -173,7 +172,7 @@ class Bookkeeping:
         """Diverged: the local commits since the common base are re-applied on the remote head
         (their records win: they are newer), so nothing either side recorded is lost."""
         with _git_errors():  # no common base (two runs each started the branch): all of local is newer
-            base = git(self.repo, "merge-base", local_sha, remote_sha, ok=(0, 1)).decode().strip() or _EMPTY_TREE
+            base = git(self.repo, "merge-base", local_sha, remote_sha, ok=(0, 1)).decode().strip() or EMPTY_TREE
         changes: dict[str, bytes | None] = {}
         out = _git(self.repo, "diff-tree", "-r", "-z", "--no-renames", base, local_sha).split(b"\0")
         entries = [e.decode() for e in out if e]

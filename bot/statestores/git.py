@@ -34,8 +34,8 @@ from pathlib import Path
 
 from git import Actor, Commit, Repo
 
-from bot.gitcmd import GitError, ls_tree
-from bot.model.objects import StateStore
+from bot.gitcmd import EMPTY_TREE, GitError, ls_tree
+from bot.model.objects import DEFAULT_GIT_AUTHOR, DEFAULT_GIT_BRANCH, StateStore
 from bot.model.works import FileChanges
 from bot.secrets import SecretResolver
 from bot.statestores.base import (
@@ -54,9 +54,6 @@ from bot.statestores.git_tree import CommitFiles, fast_import_commands, parse_ra
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BRANCH = "main"
-DEFAULT_AUTHOR_NAME = "promisebot"
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BUILD_REF = "refs/promisebot/build"  # scratch ref fast-import writes to
 _RETRYABLE_REMOTE_REJECTIONS = ("lock", "failed to update ref", "incorrect old value")
 
@@ -77,7 +74,7 @@ class GitStateStoreWriter:
         spec = store.spec
         self.store = store
         self.remote = parse_remote(str(spec.get("url") or ""), platform_root)
-        self.branch = str(spec.get("branch") or DEFAULT_BRANCH)
+        self.branch = str(spec.get("branch") or DEFAULT_GIT_BRANCH)
         if self.branch.startswith(("-", "refs/")) or not re.match(r"^[A-Za-z0-9._/-]+$", self.branch):
             raise ValueError(f"invalid GitStateStore branch {self.branch!r}")
         self.auth_method = str(spec.get("authMethod") or BASIC_AUTH)
@@ -90,7 +87,7 @@ class GitStateStoreWriter:
         if self.remote.transport == "http" and self.auth_method == SSH_AUTH:
             raise ValueError("GitStateStore authMethod ssh needs an ssh url (ssh://... or user@host:path)")
         author = spec.get("gitAuthor") or {}
-        self.author = Actor(str(author.get("name") or DEFAULT_AUTHOR_NAME), str(author.get("email") or ""))
+        self.author = Actor(str(author.get("name") or DEFAULT_GIT_AUTHOR), str(author.get("email") or ""))
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff_seconds
         self._tracking = f"refs/remotes/origin/{self.branch}"

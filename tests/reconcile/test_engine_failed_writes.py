@@ -13,7 +13,7 @@ from fake_runner import FakeRunner
 from paths import ROOT
 from reconcile_fixtures import Env, one_request_platform, request
 
-from bot.kratix.conditions import RECONCILED, WORKS_SUCCEEDED, condition
+from bot.kratix.conditions import RECONCILED, WORKS_SUCCEEDED, find_condition
 from bot.model.works import FileChanges
 
 R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
@@ -48,8 +48,8 @@ def test_rejected_write_is_retried_until_it_lands(env):
     assert again.errors, "a run after a failed write must retry it, not report no changes"
     rec = record(env, "Redis.test.promisebot.io", "r1")
     assert rec.placements[0].pending and "frozen" in rec.placements[0].pending
-    assert condition(rec.status, RECONCILED)["status"] != "True"
-    assert condition(rec.status, WORKS_SUCCEEDED)["reason"] == "StateStoreWritePending"
+    assert find_condition(rec.status, RECONCILED)["status"] != "True"
+    assert find_condition(rec.status, WORKS_SUCCEEDED)["reason"] == "StateStoreWritePending"
     (pending,) = env.bookkeeping().pending_writes()
     assert pending.attempts == 2 and R1 in pending.changes.puts
 
@@ -65,7 +65,7 @@ def test_rejected_write_is_retried_until_it_lands(env):
     assert len(env.runner.calls) == calls, "the pipeline outputs were kept: no re-run to land them"
     rec = record(env, "Redis.test.promisebot.io", "r1")
     assert not rec.placements[0].pending and rec.placements[0].commit == landed.commits["GitStateStore/state"]
-    assert condition(rec.status, RECONCILED)["status"] == "True"
+    assert find_condition(rec.status, RECONCILED)["status"] == "True"
     assert env.bookkeeping().pending_writes() == []
     assert not env.reconcile(dry_run=True).changed
 
@@ -129,7 +129,7 @@ def test_an_output_the_store_refuses_blocks_only_its_own_object(env):
     bk = env.bookkeeping()
     (rec,) = bk.get_many(bk.refs("Bad.test.promisebot.io")).values()
     assert rec.placements[0].pending and rec.placements[0].pending.startswith("refused:")
-    assert condition(rec.status, RECONCILED)["status"] != "True"
+    assert find_condition(rec.status, RECONCILED)["status"] != "True"
     assert not report.errors and report.refused  # the store write itself succeeded; the refusal is reported
 
 

@@ -9,7 +9,7 @@ from fake_runner import FakeRunner
 from paths import ROOT
 from reconcile_fixtures import Env, destination, one_request_platform, promise, request
 
-from bot.kratix.conditions import RECONCILED, condition
+from bot.kratix.conditions import RECONCILED, find_condition
 
 R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 
@@ -90,13 +90,13 @@ def test_request_turned_invalid_keeps_its_last_valid_version(env):
     assert R1 in env.files(), "its outputs stay: it is not treated as deleted"
     bk = env.bookkeeping()
     (rec,) = bk.get_many(bk.refs("Redis.test.promisebot.io")).values()
-    assert condition(rec.status, RECONCILED)["reason"] == "ValidationFailed"
+    assert find_condition(rec.status, RECONCILED)["reason"] == "ValidationFailed"
     env.write("requests/r1.yaml", request("Redis", "r1", spec={"size": 2}))
     env.commit()
     assert not env.reconcile().invalid
     bk = env.bookkeeping()
     (rec,) = bk.get_many(bk.refs("Redis.test.promisebot.io")).values()
-    assert condition(rec.status, RECONCILED)["status"] == "True"
+    assert find_condition(rec.status, RECONCILED)["status"] == "True"
 
 
 def test_plan_skips_invalid_objects_too(tmp_path):

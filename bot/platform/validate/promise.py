@@ -11,7 +11,16 @@ from typing import Any
 
 from bot.kratix import goduration
 from bot.kratix.goduration import parse_seconds
-from bot.model.objects import KRATIX_API_VERSION, WORKFLOW_ACTIONS, WORKFLOW_TYPES, Promise
+from bot.kratix.labels import PIPELINE_TIMEOUT_ANNOTATION
+from bot.model.objects import (
+    KRATIX_API_VERSION,
+    PULL_POLICIES,
+    WORKFLOW_ACTIONS,
+    WORKFLOW_TYPES,
+    Promise,
+    WorkflowAction,
+    WorkflowType,
+)
 from bot.platform import schema
 from bot.platform.validate.common import (
     OBJECT_META_FIELDS,
@@ -31,10 +40,8 @@ from bot.platform.yamlload import FieldPath
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 CRD_KIND = "CustomResourceDefinition"
-PIPELINE_TIMEOUT_ANNOTATION = "promisebot.io/pipeline-timeout"
 MAX_PIPELINE_ID = 60  # <promise>-<type>-<action>-<pipeline> (Kratix webhook)
 MIN_RECONCILIATION_NANOS = 60 * 10**9  # Kratix MinReconciliationInterval
-PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 PROMISE_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 PROMISE_SPEC_FIELDS = ("api", "dependencies", "workflows", "destinationSelectors", "requiredPromises")
@@ -206,7 +213,8 @@ def _check_interval(report: Report, value: Any, path: FieldPath) -> None:
                      f"{goduration.format_nanos(MIN_RECONCILIATION_NANOS)}")
 
 
-def _check_pipelines(report: Report, promise: str, wtype: str, action: str, pipelines: list[Any]) -> None:
+def _check_pipelines(report: Report, promise: str, wtype: WorkflowType, action: WorkflowAction,
+                     pipelines: list[Any]) -> None:
     names: set[str] = set()
     for i, item in enumerate(pipelines):
         path: FieldPath = ("spec", "workflows", wtype, action, i)

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.model.objects import (
     BUCKET_STATE_STORE,
+    DEFAULT_GIT_BRANCH,
     FILEPATH_MODES,
     GIT_STATE_STORE,
     STATE_STORE_KINDS,
@@ -52,8 +53,9 @@ _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 ROOT_PATHS = ("", ".", "/", "./")
 
 
-def normalise_path(path: str) -> str:
-    """A Destination path as compared for uniqueness: "", ".", "/" and "./" are all the root."""
+def destination_path_key(path: str) -> str:
+    """A Destination path as compared for uniqueness: "", ".", "/" and "./" are all the root.
+    (Not `bot.statestores.base.normalise_path`, which checks a path a store writes to.)"""
     cleaned = posixpath.normpath("/" + path.strip()).strip("/")
     return cleaned or "."
 
@@ -164,7 +166,7 @@ def check_destination_paths(destinations: list[Destination], reports: dict[str, 
     for dest in destinations:
         if not dest.path or not dest.state_store_name or path_error(dest.path):
             continue
-        key = (dest.state_store_kind, dest.state_store_name, normalise_path(dest.path))
+        key = (dest.state_store_kind, dest.state_store_name, destination_path_key(dest.path))
         first = seen.setdefault(key, dest)
         if first is not dest:
             reports[dest.name].error(("spec", "path"), f"path {dest.path!r} is already used in "
@@ -193,7 +195,7 @@ def store_location(store: StateStore, dest_path: str) -> tuple[str, ...] | None:
     joined = posixpath.normpath("/".join(p for p in parts if p not in ("", ".")) or ".")
     joined = "" if joined == "." else joined
     if store.kind == GIT_STATE_STORE:
-        url, branch = spec.get("url"), spec.get("branch") or "main"
+        url, branch = spec.get("url"), spec.get("branch") or DEFAULT_GIT_BRANCH
         if not isinstance(url, str) or not url or not isinstance(branch, str):
             return None
         return ("Git repository branch", url.rstrip("/").removesuffix(".git"), branch, joined)
