@@ -20,5 +20,16 @@ COPY config ./config
 RUN pip install --no-cache-dir --no-deps . && promisebot --version
 
 USER promisebot
-ENTRYPOINT ["promisebot"]
-CMD ["--help"]
+EXPOSE 8080
+# What runs: `gunicorn ...` is run as is; any other arguments go to the promisebot CLI.
+#   docker run IMAGE                          the web process of the Redis setup (the CMD below:
+#                                             gunicorn, bot/server/wsgi.py; needs REDIS_URL and
+#                                             refuses to start without it)
+#   docker run IMAGE worker                   a job worker of the Redis setup (as many as wanted)
+#   docker run IMAGE serve --host 0.0.0.0     the embedded default: one process, no Redis, the jobs
+#                                             in a thread of it (not gunicorn: its worker processes
+#                                             would each hold their own in-memory queue)
+#   docker run IMAGE plan --platform /src     any CLI command
+# `exec` leaves gunicorn or promisebot as PID 1, so `docker stop` reaches it.
+ENTRYPOINT ["/bin/sh", "-c", "if [ \"$1\" = gunicorn ]; then exec \"$@\"; else exec promisebot \"$@\"; fi", "promisebot"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "bot.server.wsgi:app"]

@@ -315,7 +315,9 @@ class DockerRunner:
         try:
             if remaining <= 0:
                 raise requests.exceptions.ReadTimeout()
-            exited = self.client.api.wait(name, timeout=remaining)
+            # The stub says `int` (after docker-py's docstring), but the value only becomes the
+            # requests timeout, which takes seconds as a float; rounding would lengthen the deadline.
+            exited = self.client.api.wait(name, timeout=remaining)  # type: ignore[arg-type]
             if on_success is not None and exited.get("StatusCode") == 0:
                 on_success()
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):

@@ -57,7 +57,7 @@ platform = load_platform_dir(sys.argv[1])
 store = platform.state_stores[Ref("BucketStateStore", "s3-state")]
 writer = open_store(store, platform_root=Path(sys.argv[1]), cache_dir=Path(sys.argv[1]) / ".cache",
                     secrets=SecretResolver(Path(os.environ["PROMISEBOT_SECRETS_DIR"]), os.environ))
-for key in writer.list(""):
+for key in writer.list_files(""):
     print(f"  {key}")
 PY
 

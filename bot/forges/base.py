@@ -118,7 +118,24 @@ class Forge(Protocol):
 
     name: ForgeName
 
+    def repository(self, full_name: str) -> Repo:
+        """The repository as the forge reports it now (GitHub owner/name, GitLab
+        path_with_namespace): its clone URL, default branch and (GitLab) project id."""
+        ...
+
     def fetch_change(self, repo: Repo, number: int) -> Change: ...
+
+    def open_changes(self, repo: Repo) -> list[Change]:
+        """Every open PR/MR of the repository, all pages, drafts included (`Change.draft`). From
+        the forge's list endpoint, so fields it does not list are empty: `approvers` always,
+        and `base_sha` on GitLab (use `fetch_change` for them)."""
+        ...
+
+    def statuses(self, repo: Repo, sha: str) -> dict[str, str]:
+        """The latest state of each commit status on `sha`, by context (GitLab: status name):
+        "pending", "success", "failure" or "error" (GitLab's own states mapped onto these the
+        way `set_status` maps them, its "canceled" and "skipped" kept as they are)."""
+        ...
 
     def head_ref(self, number: int) -> str:
         """The ref a PR/MR's head is fetched from in the base repository (forks included):
@@ -132,7 +149,12 @@ class Forge(Protocol):
     def edit_comment(self, repo: Repo, number: int, comment_id: int, body: str) -> None: ...
 
     def set_status(self, repo: Repo, sha: str, context: str, state: StatusState, description: str,
-                   target_url: str = "") -> None: ...
+                   target_url: str = "", ref: str = "") -> None:
+        """Set commit status `context` on `sha`. `ref` names a ref the commit is reachable from
+        when it may be on no branch of the repository: a PR/MR head from a fork, reachable only
+        from `head_ref(number)`. GitHub needs no ref and ignores it; GitLab refuses a status on
+        such a commit without one (404 "References for commit") and is given it then."""
+        ...
 
     def permission(self, repo: Repo, user: str) -> str:
         """The user's role on the repository: "admin", "maintain", "write", "triage", "read" or

@@ -43,6 +43,8 @@ from typing import Any, Literal, Self, get_args
 import github
 import requests
 from github import Auth, GithubException, GithubIntegration
+from github.CommitStatus import CommitStatus
+from github.PaginatedList import PaginatedList
 from urllib3.util.retry import Retry
 
 from bot.forges.base import (
@@ -412,6 +414,37 @@ class GitHubForge:
 
     # -- Forge ------------------------------------------------------------------------------
 
+    def repository(self, full_name: str) -> Repo:
+        # Only the name is known yet: it is all the credential lookup (an App's installation) needs.
+        with self._github(Repo("github", full_name, "", ""), "reading the repository") as gh:
+            found = gh.get_repo(full_name)
+            return Repo(forge="github", full_name=found.full_name, clone_url=found.clone_url or "",
+                        default_branch=found.default_branch or "")
+
+    def open_changes(self, repo: Repo) -> list[Change]:
+        """GET /repos/{owner}/{repo}/pulls?state=open, every page. Only what the list's items
+        carry is read (a field they lack would make PyGithub fetch each pull request)."""
+        with self._github(repo, "listing the open pull requests") as gh:
+            changes = [
+                Change(number=int(pr.number), url=pr.html_url or "", state="open", head_sha=pr.head.sha,
+                       base_ref=pr.base.ref, base_sha=pr.base.sha, merge_sha="",
+                       author=pr.user.login if pr.user is not None else "", draft=bool(pr.draft),
+                       title=pr.title or "")
+                for pr in gh.get_repo(repo.full_name).get_pulls(state="open")
+            ]
+        return sorted(changes, key=lambda c: c.number)
+
+    def statuses(self, repo: Repo, sha: str) -> dict[str, str]:
+        """GET /repos/{owner}/{repo}/commits/{ref}/statuses, every page: newest first, so the
+        first status of each context is its latest. (The combined status endpoint would give
+        the latest per context too, but PyGithub reads only its first page.)"""
+        with self._github(repo, f"reading the statuses of {sha[:12]}") as gh:
+            url = f"{gh.get_repo(repo.full_name).url}/commits/{urllib.parse.quote(sha, safe='')}/statuses"
+            latest: dict[str, str] = {}
+            for status in PaginatedList(CommitStatus, gh.requester, url, None):
+                latest.setdefault(status.context or "default", status.state)
+            return latest
+
     def fetch_change(self, repo: Repo, number: int) -> Change:
         with self._github(repo, f"reading pull request #{number}") as gh:
             pr = gh.get_repo(repo.full_name).get_pull(int(number))
@@ -462,7 +495,8 @@ class GitHubForge:
             gh.get_repo(repo.full_name).get_issue(int(number)).get_comment(int(comment_id)).edit(body)
 
     def set_status(self, repo: Repo, sha: str, context: str, state: StatusState, description: str,
-                   target_url: str = "") -> None:
+                   target_url: str = "", ref: str = "") -> None:
+        # `ref` is not needed: GitHub sets a status on any commit of the repository network.
         if state not in _STATES:
             raise ValueError(f"unknown commit status state {state!r}")
         if len(description) > STATUS_DESCRIPTION_LIMIT:

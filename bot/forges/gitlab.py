@@ -20,7 +20,8 @@ Mapping onto the forge-neutral types:
 - approvers: `approved_by` of the MR approvals endpoint; an instance or tier without it
   (403/404) means no approvers;
 - commit statuses: pending/success -> pending/success, failure -> failed, error -> failed with
-  the description saying it is an error; `context` is the status name. GitLab refuses a second
+  the description saying it is an error; `context` is the status name; a commit on no branch
+  (a fork's MR head) gets the ref it is reachable from (`set_status`). GitLab refuses a second
   `pending` on a job that is already pending or running ("Cannot transition status via
   :enqueue"): that status already says what was asked, so it is not an error;
 - roles: the member's `access_level` on the project including inherited memberships
@@ -44,15 +45,21 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bot.forges.base import Change, Comment, Credentials, ForgeError, ForgeName, Repo, StatusState
+from bot.gitcmd import RecentSet
 from bot.redact import redact
 
 DEFAULT_URL = "https://gitlab.com"
 COMMENT_LIMIT = 1_000_000  # GitLab's maximum note length, in characters
 STATUS_DESCRIPTION_LIMIT = 255
 PER_PAGE = 100  # GitLab's largest page
+REFS_NEEDED_KNOWN = 1024  # commits remembered as needing a ref for their statuses
 
 _STATES: dict[StatusState, str] = {"pending": "pending", "success": "success", "failure": "failed",
                                    "error": "failed"}
+# GitLab's commit status states as `Forge.statuses` reports them ("failed" is decided by its description).
+_NEUTRAL_STATES = {"created": "pending", "waiting_for_resource": "pending", "preparing": "pending",
+                   "pending": "pending", "running": "pending", "scheduled": "pending", "manual": "pending",
+                   "success": "success"}
 _MR_STATES: dict[str, Literal["open", "closed", "merged"]] = {
     "opened": "open", "locked": "open", "reopened": "open", "closed": "closed", "merged": "merged"}
 # (lowest access_level, role), highest first.
@@ -115,11 +122,54 @@ class GitLabForge:
         # Per call: python-gitlab's retry loop (429 included) runs only when asked for.
         self._call: dict[str, Any] = {"max_retries": retries, "obey_rate_limit": retries > 0,
                                       "retry_transient_errors": retries > 0}
+        # (project, sha) of commits on no branch (a fork's MR head): their statuses need a ref.
+        self._refs_needed: RecentSet[tuple[int | str, str]] = RecentSet(REFS_NEEDED_KNOWN)
 
     def __repr__(self) -> str:
         return f"GitLabForge(url={self.url!r})"
 
     # -- Forge ------------------------------------------------------------------------------
+
+    def repository(self, full_name: str) -> Repo:
+        return self.repo(full_name)
+
+    def open_changes(self, repo: Repo) -> list[Change]:
+        """GET /projects/:id/merge_requests?state=opened, every page. The list's items carry no
+        `diff_refs`, so `base_sha` is empty (as are `approvers`)."""
+        try:
+            listed = [mr.attributes for mr in self._project(repo).mergerequests.list(
+                state="opened", iterator=True, **self._call)]
+        except Exception as e:
+            self._raise(f"listing the open merge requests of {repo.full_name}", e)
+        changes = []
+        for attrs in listed:
+            author = attrs.get("author") or {}
+            draft = attrs.get("draft")
+            changes.append(Change(
+                number=int(attrs["iid"]), url=str(attrs.get("web_url") or ""), state="open",
+                head_sha=str(attrs.get("sha") or ""), base_ref=str(attrs.get("target_branch") or ""),
+                base_sha=str((attrs.get("diff_refs") or {}).get("base_sha") or ""), merge_sha="",
+                author=str(author.get("username") or ""),
+                draft=bool(draft if draft is not None else attrs.get("work_in_progress", False)),
+                title=str(attrs.get("title") or "")))
+        return sorted(changes, key=lambda c: c.number)
+
+    def statuses(self, repo: Repo, sha: str) -> dict[str, str]:
+        """GET /projects/:id/repository/commits/:sha/statuses, every page (GitLab lists the
+        latest status of each name and ref; of several refs, the newest status wins). States
+        map back as `set_status` maps them: failed is "error" when its description says so."""
+        try:
+            listed = [s.attributes for s in self._project(repo).commits.get(sha, lazy=True).statuses.list(
+                iterator=True, **self._call)]
+        except Exception as e:
+            self._raise(f"reading the statuses of {sha[:12]} of {repo.full_name}", e)
+        latest: dict[str, str] = {}
+        for attrs in sorted(listed, key=lambda a: int(a.get("id") or 0)):
+            state = str(attrs.get("status") or "")
+            if state == "failed":
+                state = "error" if str(attrs.get("description") or "").startswith("error: ") else "failure"
+            latest[str(attrs.get("name") or "default")] = _NEUTRAL_STATES.get(state, state)
+        return latest
 
     def fetch_change(self, repo: Repo, number: int) -> Change:
         what = f"fetching merge request !{number} of {repo.full_name}"
@@ -179,7 +229,12 @@ class GitLabForge:
             self._raise(f"editing comment {comment_id} of merge request !{number} of {repo.full_name}", e)
 
     def set_status(self, repo: Repo, sha: str, context: str, state: StatusState, description: str,
-                   target_url: str = "") -> None:
+                   target_url: str = "", ref: str = "") -> None:
+        """Without a `ref`, GitLab files the status under the first branch holding the commit:
+        for an MR from the same project that is its source branch, whose pipeline the MR and
+        "Pipelines must succeed" read, so that is tried first. A fork's MR head is on no branch
+        of the project (404 "References for commit"): then `ref` (refs/merge-requests/N/head)
+        is sent, and sent at once for that commit from then on."""
         if state not in _STATES:
             raise ForgeError(f"GitLab: unknown commit status state {state!r}")
         text = f"error: {description}" if state == "error" else description
@@ -188,15 +243,26 @@ class GitLabForge:
         data: dict[str, Any] = {"state": _STATES[state], "name": context, "description": text}
         if target_url:
             data["target_url"] = target_url
-        try:
-            self._project(repo).commits.get(sha, lazy=True).statuses.create(data, **self._call)
-        except gitlab.exceptions.GitlabError as e:
-            if (state == "pending" and e.response_code == 400
-                    and "Cannot transition status via :enqueue" in str(e.error_message)):
-                return  # already pending (or running): what was asked holds
-            self._raise(f"setting status {context!r} on {sha[:12]} of {repo.full_name}", e)
-        except Exception as e:
-            self._raise(f"setting status {context!r} on {sha[:12]} of {repo.full_name}", e)
+        key = (repo.project_id or repo.full_name, sha)
+        if ref and key in self._refs_needed:
+            data["ref"] = ref
+        what = f"setting status {context!r} on {sha[:12]} of {repo.full_name}"
+        while True:
+            try:
+                self._project(repo).commits.get(sha, lazy=True).statuses.create(data, **self._call)
+                return
+            except gitlab.exceptions.GitlabError as e:
+                if (state == "pending" and e.response_code == 400
+                        and "Cannot transition status via :enqueue" in str(e.error_message)):
+                    return  # already pending (or running): what was asked holds
+                if (ref and "ref" not in data and e.response_code == 404
+                        and "References for commit" in str(e.error_message)):
+                    self._refs_needed.add(key)
+                    data["ref"] = ref
+                    continue
+                self._raise(what, e)
+            except Exception as e:
+                self._raise(what, e)
 
     def permission(self, repo: Repo, user: str) -> str:
         what = f"reading {user!r}'s role on {repo.full_name}"

@@ -148,7 +148,8 @@ def _plan(event: Event, repo: Repo, forge: Forge, services: Services, received_a
         return "skipped: draft (set PROMISEBOT_PLAN_DRAFTS=true to plan drafts)"
     if services.backend.memo.latest(key) not in (None, event.head_sha):
         return "superseded by a newer head"
-    _status(forge, repo, event.head_sha, PLAN_CONTEXT, "pending", "promisebot is planning this change")
+    head_ref = forge.head_ref(event.number)  # a fork's head is on no branch: GitLab needs the ref
+    _status(forge, repo, event.head_sha, PLAN_CONTEXT, "pending", "promisebot is planning this change", head_ref)
     runner = SavingRunner(services.runner_factory(), services.backend.plans, record=True)
     try:
         local_head = f"refs/promisebot/changes/{event.number}/head"
@@ -177,7 +178,7 @@ def _plan(event: Event, repo: Repo, forge: Forge, services: Services, received_a
                                 secrets=_secrets(services))
     _upsert_comment(forge, repo, event.number, body)
     state, text = comments.status_for(report, secrets=_secrets(services))
-    _status(forge, repo, event.head_sha, PLAN_CONTEXT, state, text)
+    _status(forge, repo, event.head_sha, PLAN_CONTEXT, state, text, head_ref)
     if received_at is not None:
         EVENT_TO_REPORT.observe(max(0.0, time.time() - received_at))
     return f"planned {event.head_sha[:12]}: {state}"
@@ -243,8 +244,8 @@ def _upsert_comment(forge: Forge, repo: Repo, number: int, body: str) -> None:
                 forge.edit_comment(repo, number, old.id, unused)
 
 
-def _status(forge: Forge, repo: Repo, sha: str, context: str, state: Any, description: str) -> None:
-    forge.set_status(repo, sha, context, state, description[:140])
+def _status(forge: Forge, repo: Repo, sha: str, context: str, state: Any, description: str, ref: str = "") -> None:
+    forge.set_status(repo, sha, context, state, description[:140], ref=ref)
 
 
 def _report_error(event: Event, repo: Repo, forge: Forge, services: Services, context: str, sha: str,
@@ -252,6 +253,7 @@ def _report_error(event: Event, repo: Repo, forge: Forge, services: Services, co
     text = redact(message, _secrets(services))
     log.error(json.dumps({"event": event.kind, "error": text}))
     if sha:
-        _status(forge, repo, sha, context, "error", f"promisebot could not finish: {text}")
+        ref = forge.head_ref(event.number) if context == PLAN_CONTEXT else ""
+        _status(forge, repo, sha, context, "error", f"promisebot could not finish: {text}", ref)
     _upsert_comment(forge, repo, event.number, comments.render_error(text, secrets=_secrets(services)))
     return f"error: {text}"

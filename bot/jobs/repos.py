@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ class RepoError(PromisebotError):
     """The platform repository could not be cloned, fetched or merged."""
 
 
+IDENTITY_SUFFIX = ".repo.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _THREAD_LOCKS: dict[Path, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
@@ -76,7 +79,20 @@ class RepoCache:
                 git(path, "fetch", "-q", "--no-tags", "origin", *specs)
             except GitError as exc:
                 raise RepoError(f"could not fetch {repo.full_name}: {_last_line(exc)}") from None
+            _remember(path, repo)
         return path
+
+    def known(self) -> list[Repo]:
+        """Every repository synced into this cache, as its last event named it (the identity
+        file `sync` writes next to each clone); what startup recovery walks."""
+        found = []
+        for identity in sorted(self.root.glob(f"*/*{IDENTITY_SUFFIX}")):
+            try:
+                data = json.loads(identity.read_text())
+                found.append(Repo(**{f: data[f] for f in Repo.__dataclass_fields__ if f in data}))
+            except (OSError, ValueError, TypeError):
+                continue  # unreadable or from another version: that repository waits for its next event
+        return found
 
     def merge_result(self, repo: Repo, base: str, head: str, message: str) -> str:
         """The commit a merge of `head` into `base` would make (what a PR/MR plan must show);
@@ -95,6 +111,21 @@ class RepoCache:
                    "GIT_AUTHOR_DATE": "1970-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "1970-01-01T00:00:00Z"}
             with git_environment(env):
                 return git(path, "commit-tree", tree, "-p", base, "-p", head, "-m", message).decode().strip()
+
+
+def _remember(path: Path, repo: Repo) -> None:
+    """The repository's identity next to its clone (`<clone>.repo.json`), rewritten when it
+    changed (a renamed default branch); atomic, under the repository's lock."""
+    identity = path.with_name(path.name.removesuffix(".git") + IDENTITY_SUFFIX)
+    text = json.dumps({f: getattr(repo, f) for f in Repo.__dataclass_fields__}, sort_keys=True)
+    try:
+        if identity.read_text() == text:
+            return
+    except OSError:
+        pass
+    partial = identity.with_name(identity.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, identity)
 
 
 def _last_line(exc: Exception) -> str:

@@ -184,16 +184,23 @@ class _Representer(SafeRepresenter):
             return self.represent_int(int(data))
         return self.represent_scalar(_FLOAT, go_float(data))
 
-    def represent_dict(self, data: dict[Any, Any]) -> MappingNode:
+    def represent_go_dict(self, data: dict[Any, Any]) -> MappingNode:
+        """A dict with its keys as text in yaml.v2's order. (Not an override of
+        SafeRepresenter.represent_dict, which takes any mapping or pair list; this one is
+        registered for dict only.)"""
         items = sorted(((_key_text(k), v) for k, v in data.items()),
-                       key=functools.cmp_to_key(lambda x, y: -1 if _key_less(x[0], y[0]) else
-                                                (1 if _key_less(y[0], x[0]) else 0)))
+                       key=functools.cmp_to_key(_compare_entries))
         return self.represent_mapping(_TAG + "map", items)
+
+
+def _compare_entries(x: tuple[str, Any], y: tuple[str, Any]) -> int:
+    """Three-way comparison of (key, value) entries by yaml.v2's key order."""
+    return -1 if _key_less(x[0], y[0]) else (1 if _key_less(y[0], x[0]) else 0)
 
 
 _Representer.add_representer(str, _Representer.represent_str)
 _Representer.add_representer(float, _Representer.represent_float)
-_Representer.add_representer(dict, _Representer.represent_dict)
+_Representer.add_representer(dict, _Representer.represent_go_dict)
 
 
 class _Resolver(BaseResolver):
@@ -261,6 +268,8 @@ class _Dumper(_GoEmitter, Serializer, _Representer, _Resolver):
                             explicit_end=kwargs.get("explicit_end"), version=kwargs.get("version"),
                             tags=kwargs.get("tags"))
         _Representer.__init__(self, default_style=kwargs.get("default_style"),
-                              default_flow_style=kwargs.get("default_flow_style"),
+                              # The stub types this `bool`, but PyYAML takes None too (yaml.dump's own
+                              # `default_flow_style: bool | None` is passed straight through to here).
+                              default_flow_style=kwargs.get("default_flow_style"),  # type: ignore[arg-type]
                               sort_keys=kwargs.get("sort_keys", False))
         _Resolver.__init__(self)

@@ -28,7 +28,7 @@ import ipaddress
 import re
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,24 +261,27 @@ def validate(obj: Any, schema: Schema, *, top_level: bool = True) -> list[Schema
 def _explain(error: ValidationError) -> Iterable[SchemaError]:
     path = tuple(error.absolute_path)
     kind, expected, instance = error.validator, error.validator_value, error.instance
-    if kind == "required" and isinstance(instance, dict):
+    # The schema that failed: always a mapping for Draft 4 errors (the stubs also allow a
+    # boolean schema and jsonschema's "unset" marker).
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    if kind == "required" and isinstance(instance, dict) and isinstance(expected, Iterable):
         return [SchemaError((*path, name), "required") for name in expected if name not in instance]
     if kind == "additionalProperties" and isinstance(instance, dict):
-        known = set(error.schema.get("properties") or {})
+        known = set(schema.get("properties") or {})
         return [SchemaError((*path, key), "unknown field (not in the schema)")
                 for key in instance if key not in known]
-    if kind == "enum":
+    if kind == "enum" and isinstance(expected, Iterable):
         allowed = ", ".join(_show(v) for v in expected)
         return [SchemaError(path, f"unsupported value {_show(instance)}: must be one of {allowed}")]
     if kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
         return [SchemaError(path, f"must be of type {wanted}, not {_json_type(instance)}")]
-    if kind == "anyOf" and error.schema.get("anyOf", [None])[0] == {"type": "integer"}:
+    if kind == "anyOf" and schema.get("anyOf", [None])[0] == {"type": "integer"}:
         return [SchemaError(path, "must be an integer or a string (int-or-string)")]
-    if kind in ("maxItems", "minItems"):
+    if kind in ("maxItems", "minItems") and isinstance(instance, list):  # only arrays are checked
         bound = "most" if kind == "maxItems" else "least"
         return [SchemaError(path, f"must have at {bound} {expected} items (has {len(instance)})")]
-    if kind in ("maxLength", "minLength"):
+    if kind in ("maxLength", "minLength") and isinstance(instance, str):  # only strings are checked
         bound = "most" if kind == "maxLength" else "least"
         return [SchemaError(path, f"must be at {bound} {expected} characters long (is {len(instance)})")]
     if kind == "format":

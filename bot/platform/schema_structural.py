@@ -306,6 +306,12 @@ def _children(node: dict[str, Any], path: SchemaPath) -> Iterator[tuple[SchemaPa
                 yield (*path, "dependencies", name), sub
 
 
+def _properties(node: dict[str, Any]) -> dict[str, Any]:
+    """`node`'s `properties` when that is a mapping, else an empty one."""
+    props = node.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
 def _nodes(node: dict[str, Any], path: SchemaPath) -> Iterator[tuple[SchemaPath, dict[str, Any]]]:
     yield path, node
     for sub_path, sub in _children(node, path):
@@ -342,7 +348,7 @@ def _openapi(node: dict[str, Any], path: SchemaPath, *, root: bool, in_meta: boo
     if node.get("uniqueItems") is True:
         yield (*path, "uniqueItems"), ("Forbidden: uniqueItems cannot be set to true since the runtime complexity "
                                        "becomes quadratic")
-    props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    props = _properties(node)
     extra = node.get("additionalProperties")
     if extra is not None:
         if props and extra is not True:
@@ -409,7 +415,7 @@ def _list_and_map_types(node: dict[str, Any], path: SchemaPath) -> Iterator[Issu
             if items.get("type") != "object":
                 yield (*path, "items", "type"), (f"Invalid value: {_quote(items.get('type') or '')}: must be "
                                                  "object if parent array's x-kubernetes-list-type is map")
-            item_props = items.get("properties") if isinstance(items.get("properties"), dict) else {}
+            item_props = _properties(items)
             if any(key not in item_props for key in keys):
                 yield (*path, "x-kubernetes-list-map-keys"), ("Invalid value: entries must all be names of item "
                                                               "properties")
@@ -428,7 +434,7 @@ def _invariants(node: dict[str, Any], path: SchemaPath, level: str) -> Iterator[
         yield (*path, "items"), "Required value: must be specified"
     if isinstance(items, dict):
         yield from _invariants(items, (*path, "items"), ITEMS)
-    props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    props = _properties(node)
     for key, sub in props.items():
         yield from _invariants(sub, (*path, "properties", key), FIELD)
     extra = node.get("additionalProperties")
@@ -532,7 +538,7 @@ def _nested(node: Any, path: SchemaPath, skip_any_of: bool) -> Iterator[Issue]:
     yield from _value_validation(node, path, skip_any_of, False)
     if isinstance(node.get("items"), dict):
         yield from _nested(node["items"], (*path, "items"), False)
-    props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    props = _properties(node)
     for key, sub in props.items():
         yield from _nested(sub, (*path, "properties", key), False)
     for key, message in _NESTED_FORBIDDEN:
@@ -573,8 +579,8 @@ def _complete_nested(v: dict[str, Any], s: dict[str, Any] | None, s_path: Schema
     if isinstance(v.get("items"), dict):
         items = s.get("items") if isinstance(s.get("items"), dict) else None
         yield from _complete_nested(v["items"], items, (*s_path, "items"), (*v_path, "items"))
-    s_props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
-    v_props = v.get("properties") if isinstance(v.get("properties"), dict) else {}
+    s_props = _properties(s)
+    v_props = _properties(v)
     for key, sub in v_props.items():
         if not isinstance(sub, dict):
             continue

@@ -71,7 +71,7 @@ FieldPath = tuple[PathKey, ...]
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):
     """Safe loader whose timestamps stay strings (as Kubernetes' YAML decoding does)."""
 
 

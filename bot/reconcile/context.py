@@ -9,6 +9,7 @@ the layout returned into them, then commits them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,9 @@ class RunContext:
                 rec.invalid = True
                 self.attention.add(ref)
         for ref in self.attention_refs - set(self.screening.invalid):
-            loaded = {PROMISE: after.promises, DESTINATION: after.destinations}.get(ref.kind, {})
+            by_kind: dict[str, Mapping[str, object]] = {PROMISE: after.promises,
+                                                        DESTINATION: after.destinations}
+            loaded = by_kind.get(ref.kind, {})
             if ref.name in loaded:  # (requests: bot.reconcile.phases)
                 rec = self.record(ref)
                 if rec.invalid:
@@ -215,13 +218,17 @@ class RunContext:
 
     def object_files(self) -> list[str]:
         """The files of the Kratix objects (Promises, Destinations, State Stores) at `to`."""
-        objects = [*self.after.promises.values(), *self.after.destinations.values(), *self.after.state_stores.values()]
-        return sorted({o.source.file for o in objects})
+        after = self.after
+        sources = [*(o.source for o in after.promises.values()),
+                   *(o.source for o in after.destinations.values()),
+                   *(o.source for o in after.state_stores.values())]
+        return sorted({s.file for s in sources})
 
     def candidates(self) -> set[Ref] | None:
         """Refs to look at in an incremental run; None means every object (full run)."""
         if self.full:
             return None
+        assert self.from_sha is not None  # `open` makes a run without a `from` a full one
         before = load_platform(GitTreeSource(self.repo, self.from_sha, self.only), self.settings)
         return detect_changes(before, self.after).refs() | self.attention_refs
 

@@ -91,7 +91,7 @@ class StateStoreWriter(Protocol):
         """The file's bytes, or None if it does not exist."""
         ...
 
-    def list(self, prefix: str) -> list[str]:
+    def list_files(self, prefix: str) -> list[str]:
         """Every file under the directory `prefix` ("" = the whole store), sorted."""
         ...
 

@@ -91,7 +91,7 @@ class BucketStateStoreWriter:
         except BotoCoreError as exc:
             raise self._error("read", key, exc) from None
 
-    def list(self, prefix: str) -> list[str]:
+    def list_files(self, prefix: str) -> list[str]:
         prefix = base.normalise_path(prefix, directory=True)
         return sorted(key for key, _etag in self._objects_with_etags(prefix, recursive=True))
 
@@ -167,7 +167,9 @@ class BucketStateStoreWriter:
             self._secret_values = [secret]
             kwargs |= {"aws_access_key_id": key_id.reveal(), "aws_secret_access_key": secret.reveal()}
         config = Config(
-            s3=s3_config, connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+            # The stub's TypedDict for `s3` lacks "use_dualstack_endpoint", which botocore takes there.
+            s3=s3_config,  # type: ignore[arg-type]
+            connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=self._workers,
         )
         self._client = session.client("s3", config=config, **kwargs)

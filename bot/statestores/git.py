@@ -117,7 +117,7 @@ class GitStateStoreWriter:
             except GitError as exc:
                 raise StateStoreError(f"{self}: cannot read {path} from the cache: {exc}") from None
 
-    def list(self, prefix: str) -> list[str]:
+    def list_files(self, prefix: str) -> list[str]:
         prefix = normalise_path(prefix, directory=True)
         files = self._snapshot()
         if files is None:

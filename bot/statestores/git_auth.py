@@ -119,8 +119,8 @@ class GitAuth:
             key, known = self._secret(ref, "sshPrivateKey"), self._secret(ref, "knownHosts")
             lines = (line.strip() for line in key.reveal().splitlines())
             self.secret_values = [key, *(Secret(line) for line in lines if len(line) >= 16)]
-            with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp:
-                key_file, hosts_file = Path(tmp) / "id", Path(tmp) / "known_hosts"
+            with tempfile.TemporaryDirectory(prefix="promisebot-ssh-") as tmp_dir:
+                key_file, hosts_file = Path(tmp_dir) / "id", Path(tmp_dir) / "known_hosts"
                 for path, secret in ((key_file, key), (hosts_file, known)):
                     path.touch(mode=0o600)
                     text = secret.reveal()

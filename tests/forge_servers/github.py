@@ -6,12 +6,15 @@ api.github.com responses PyGithub records and replays in its own tests (tests/Re
 against the fields PyGithub's classes parse:
 
     GET   /repos/{owner}/{repo}                                  repository
+    GET   /repos/{owner}/{repo}/pulls                            pull requests (state, base, sort, direction;
+                                                                 "pull-request-simple" items), paginated
     GET   /repos/{owner}/{repo}/pulls/{n}                        pull request
     GET   /repos/{owner}/{repo}/pulls/{n}/reviews                reviews, oldest first, paginated
     GET   /repos/{owner}/{repo}/issues/{n}/comments              issue comments, paginated (Link)
     POST  /repos/{owner}/{repo}/issues/{n}/comments              201
     PATCH /repos/{owner}/{repo}/issues/comments/{id}
     POST  /repos/{owner}/{repo}/statuses/{sha}                   201
+    GET   /repos/{owner}/{repo}/commits/{sha}/statuses           newest first, paginated
     GET   /repos/{owner}/{repo}/collaborators/{user}/permission
     GET   /repos/{owner}/{repo}/installation                     (GitHub App JWT)
     POST  /app/installations/{id}/access_tokens                  201 (GitHub App JWT, RS256, verified)
@@ -542,6 +545,18 @@ class GitHubServer:
         if rest == "" and method == "GET":
             return _Reply(200, self._repo(repo))
 
+        if rest == "/pulls" and method == "GET":
+            return self._list_pulls(repo, query)
+
+        m = re.fullmatch(r"/commits/([^/]+)/statuses", rest)
+        if m and method == "GET":
+            sha = unquote(m.group(1))
+            if not _SHA.match(sha):
+                raise _error(422, f"No commit found for SHA: {sha}")
+            found = [self._status(s) for s in reversed(self._statuses)
+                     if s["repo"] == repo.full_name and s["sha"] == sha]
+            return self._page(found, query, f"/repositories/{repo.id}/commits/{sha}/statuses")
+
         m = re.fullmatch(r"/pulls/(\d+)(/reviews)?", rest)
         if m and method == "GET":
             pull = repo.pulls.get(int(m.group(1)))
@@ -595,13 +610,7 @@ class GitHubServer:
                       "context": body.get("context") or "default", "creator": author,
                       "created_at": now, "updated_at": now}
             self._statuses.append(status)
-            return _Reply(201, {
-                "url": f"{self.api_url}/repos/{repo.full_name}/statuses/{sha}",
-                "avatar_url": f"{self.web_url}/avatars/u/{self._user_id(author)}", "id": status["id"],
-                "node_id": f"SC_{status['id']}", "state": status["state"], "description": description,
-                "target_url": status["target_url"], "context": status["context"], "created_at": now,
-                "updated_at": now, "creator": self._user(author),
-            })
+            return _Reply(201, self._status(status))
 
         m = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
         if m and method == "GET":
@@ -615,6 +624,36 @@ class GitHubServer:
                                 "user": dict(self._user(user), permissions=permissions, role_name=role)})
 
         raise _error(404, "Not Found")
+
+    def _status(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"{self.api_url}/repos/{status['repo']}/statuses/{status['sha']}",
+            "avatar_url": f"{self.web_url}/avatars/u/{self._user_id(status['creator'])}", "id": status["id"],
+            "node_id": f"SC_{status['id']}", "state": status["state"], "description": status["description"],
+            "target_url": status["target_url"], "context": status["context"], "created_at": status["created_at"],
+            "updated_at": status["updated_at"], "creator": self._user(status["creator"]),
+        }
+
+    def _list_pulls(self, repo: RepoState, query: dict[str, str]) -> _Reply:
+        """List pull requests: `state` open (default), closed or all; `base` a branch; `sort`
+        created (default), updated, popularity or long-running (here: by creation);
+        `direction` desc by default. Items are "pull-request-simple": no merged, mergeable,
+        comments, commits or line counts (those come with the single pull request only)."""
+        state = query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise self._invalid("PullRequest", "state", "invalid")
+        direction = query.get("direction", "desc")
+        if direction not in ("asc", "desc"):
+            raise self._invalid("PullRequest", "direction", "invalid")
+        pulls = [p for p in repo.pulls.values() if state == "all" or p.state == state]
+        if "base" in query:
+            pulls = [p for p in pulls if p.base_ref == query["base"]]
+        pulls.sort(key=lambda p: (p.created_at, p.number), reverse=direction == "desc")
+        simple_only = ("merged", "mergeable", "rebaseable", "mergeable_state", "merged_by", "comments",
+                       "review_comments", "maintainer_can_modify", "commits", "additions", "deletions",
+                       "changed_files")
+        items = [{k: v for k, v in self._pull(repo, p).items() if k not in simple_only} for p in pulls]
+        return self._page(items, query, f"/repositories/{repo.id}/pulls")
 
     def _app_login(self, who: str) -> str:
         """The login that authored what a credential creates (an installation acts as its app's bot)."""

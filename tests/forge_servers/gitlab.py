@@ -6,6 +6,8 @@ response shapes, status codes and headers of GitLab's published REST API
 "Set the pipeline status of a commit", members, users, rest "Pagination"):
 
     GET  /api/v4/projects/:id                                   (id or URL-encoded full path)
+    GET  /api/v4/projects/:id/merge_requests                    (paginated; state, target_branch,
+                                                                 source_branch, order_by, sort)
     GET  /api/v4/projects/:id/merge_requests/:iid
     GET  /api/v4/projects/:id/merge_requests/:iid/approvals
     GET  /api/v4/projects/:id/merge_requests/:iid/notes         (paginated; sort, order_by)
@@ -13,6 +15,7 @@ response shapes, status codes and headers of GitLab's published REST API
     GET  /api/v4/projects/:id/merge_requests/:iid/notes/:note_id
     PUT  /api/v4/projects/:id/merge_requests/:iid/notes/:note_id
     POST /api/v4/projects/:id/statuses/:sha
+    GET  /api/v4/projects/:id/repository/commits/:sha/statuses  (paginated; ref, name, all)
     GET  /api/v4/projects/:id/members/all/:user_id              (inherited from ancestor groups)
     GET  /api/v4/users?username=...                             (paginated)
 
@@ -21,9 +24,12 @@ token's user authors the notes and statuses it creates and only it may edit its 
 lists are paginated (`page`, `per_page` default 20, capped at `max_per_page`) with `X-Page`,
 `X-Per-Page`, `X-Total`, `X-Total-Pages`, `X-Next-Page`, `X-Prev-Page` and `Link` headers;
 notes list newest first unless `sort=asc`; a status on a commit the project does not have is
-404; a second `pending` on a pending or running status of the same name and ref is 400
-("Cannot transition status via :enqueue from :pending"), a finished one is followed by a new
-status; a note over 1,000,000 characters is 400.
+404, and so is one without `ref` on a commit that is on no branch of the project (the head of
+an MR from a fork, `add_merge_request(from_fork=True)`: 404 "References for commit"); a second
+`pending` on a pending or running status of the same name and ref is 400 ("Cannot transition
+status via :enqueue from :pending"), a finished one is followed by a new status (the old one
+then counts as retried: commit status lists leave it out unless `all=true`); a note over
+1,000,000 characters is 400.
 
 Tests set up state (`add_user`, `add_project`, `add_member`, `add_merge_request`, `add_note`,
 `approve`), read it back from the same objects, and inspect `requests` (every request, in
@@ -98,6 +104,7 @@ class MergeRequest:
     description: str = ""
     approved_by: list[User] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    source_project_id: int | None = None  # None: the project itself; else a fork's
 
 
 @dataclass
@@ -112,6 +119,7 @@ class CommitStatus:
     author: User
     created_at: str
     pipeline_id: int
+    retried: bool = False
 
 
 @dataclass
@@ -123,7 +131,7 @@ class Project:
     members: dict[int, Membership] = field(default_factory=dict)
     merge_requests: dict[int, MergeRequest] = field(default_factory=dict)
     statuses: list[CommitStatus] = field(default_factory=list)
-    commits: dict[str, str] = field(default_factory=dict)  # sha -> a branch containing it
+    commits: dict[str, str] = field(default_factory=dict)  # sha -> a branch containing it ("": none)
 
     @property
     def name(self) -> str:
@@ -271,14 +279,18 @@ class GitLabServer:
     def add_merge_request(self, project: Project, *, sha: str, base_sha: str, author: str = "dev",
                           title: str = "Add a request", iid: int | None = None, source_branch: str = "feature",
                           target_branch: str | None = None, state: str = "opened", draft: bool = False,
-                          merge_commit_sha: str | None = None, squash_commit_sha: str | None = None) -> MergeRequest:
+                          merge_commit_sha: str | None = None, squash_commit_sha: str | None = None,
+                          from_fork: bool = False) -> MergeRequest:
+        """`from_fork`: the source branch is a fork's, so the head is on no branch of `project`
+        (only refs/merge-requests/<iid>/head holds it)."""
         with self._lock:
             number = iid if iid is not None else len(project.merge_requests) + 1
             mr = MergeRequest(self._next_id(), number, project.id, title, self.user(author), source_branch,
                               target_branch or project.default_branch, sha, base_sha, base_sha, self._now(),
-                              state, draft, merge_commit_sha, squash_commit_sha)
+                              state, draft, merge_commit_sha, squash_commit_sha,
+                              source_project_id=self._next_id() if from_fork else None)
             project.merge_requests[number] = mr
-            project.commits.setdefault(sha, source_branch)
+            project.commits.setdefault(sha, "" if from_fork else source_branch)
             project.commits.setdefault(base_sha, mr.target_branch)
             for merged in (merge_commit_sha, squash_commit_sha):
                 if merged:
@@ -391,6 +403,17 @@ class GitLabServer:
             return 200, self._project(project, host), {}
         if len(rest) == 2 and rest[0] == "statuses" and method == "POST":
             return 201, self._set_status(project, rest[1], params), {}
+        if len(rest) == 4 and rest[:2] == ["repository", "commits"] and rest[3] == "statuses" and method == "GET":
+            if rest[2] not in project.commits:
+                raise _message(404, "Commit Not Found")
+            found = [st for st in project.statuses if st.sha == rest[2]
+                     and (str(params.get("all", "false")).lower() == "true" or not st.retried)
+                     and ("ref" not in params or st.ref == params["ref"])
+                     and ("name" not in params or st.name == params["name"])]
+            page, headers = self._paginate(sorted(found, key=lambda st: st.id), params, raw_path, host)
+            return 200, [self._status(st) for st in page], headers
+        if rest == ["merge_requests"] and method == "GET":
+            return self._list_merge_requests(project, params, raw_path, host)
         if len(rest) == 3 and rest[:2] == ["members", "all"] and method == "GET":
             return 200, self._member(project, rest[2]), {}
         if len(rest) >= 2 and rest[0] == "merge_requests":
@@ -450,6 +473,8 @@ class GitLabServer:
         if sha not in project.commits:
             raise _message(404, "Commit Not Found")
         ref = str(params.get("ref") or project.commits[sha])
+        if not ref:
+            raise _message(404, "References for commit Not Found")
         name = str(params.get("name") or params.get("context") or "default")
         target_url = params.get("target_url")
         if target_url is not None and (not str(target_url).startswith(("http://", "https://"))
@@ -462,6 +487,9 @@ class GitLabServer:
             raise _Reply(400, {"message": f"Cannot transition status via :enqueue from :{current.status} "
                                           f"(Reason(s): Status cannot transition via \"enqueue\")"})
         if current is None:
+            for older in project.statuses:
+                if older.sha == sha and older.ref == ref and older.name == name:
+                    older.retried = True
             pipeline = max((s.pipeline_id for s in project.statuses if s.sha == sha), default=0) or self._next_id()
             current = CommitStatus(self._next_id(), sha, ref, name, "created", None, None, self.bot, self._now(),
                                    pipeline)
@@ -471,14 +499,41 @@ class GitLabServer:
             current.description = params["description"]
         if target_url is not None:
             current.target_url = str(target_url)
-        finished = current.created_at if state in ("success", "failed", "canceled", "skipped") else None
+        return self._status(current)
+
+    def _status(self, status: CommitStatus) -> dict[str, Any]:
+        finished = status.created_at if status.status in ("success", "failed", "canceled", "skipped") else None
         return {
-            "id": current.id, "sha": current.sha, "ref": current.ref, "status": current.status,
-            "name": current.name, "target_url": current.target_url, "description": current.description,
-            "created_at": current.created_at, "started_at": None if state == "pending" else current.created_at,
-            "finished_at": finished, "allow_failure": False, "coverage": None, "pipeline_id": current.pipeline_id,
-            "author": _user(current.author, self.url),
+            "id": status.id, "sha": status.sha, "ref": status.ref, "status": status.status,
+            "name": status.name, "target_url": status.target_url, "description": status.description,
+            "created_at": status.created_at,
+            "started_at": None if status.status in ("created", "pending") else status.created_at,
+            "finished_at": finished, "allow_failure": False, "coverage": None, "pipeline_id": status.pipeline_id,
+            "author": _user(status.author, self.url),
         }
+
+    def _list_merge_requests(self, project: Project, params: dict[str, Any], raw_path: str,
+                             host: str) -> tuple[int, Any, dict[str, str]]:
+        """List project merge requests: `state` opened, closed, locked, merged or all (the
+        default); `target_branch`, `source_branch`; `order_by` created_at (default) or
+        updated_at, `sort` desc (default) or asc. Items lack what only the single merge request
+        has (diff_refs, pipelines, changes_count, the user's can_merge, ...)."""
+        state = str(params.get("state", "all"))
+        if state not in ("opened", "closed", "locked", "merged", "all"):
+            raise _Reply(400, {"error": "state does not have a valid value"})
+        if params.get("sort", "desc") not in ("asc", "desc"):
+            raise _Reply(400, {"error": "sort does not have a valid value"})
+        found = [mr for mr in project.merge_requests.values() if state == "all" or mr.state == state]
+        for key in ("target_branch", "source_branch"):
+            if key in params:
+                found = [mr for mr in found if getattr(mr, key) == params[key]]
+        found.sort(key=lambda mr: (mr.created_at, mr.id), reverse=params.get("sort", "desc") == "desc")
+        page, headers = self._paginate(found, params, raw_path, host)
+        single_only = ("subscribed", "changes_count", "latest_build_started_at", "latest_build_finished_at",
+                       "first_deployed_to_production_at", "pipeline", "head_pipeline", "diff_refs", "merge_error",
+                       "first_contribution", "user")
+        return 200, [{k: v for k, v in self._mr(project, mr, host).items() if k not in single_only}
+                     for mr in page], headers
 
     def _member(self, project: Project, user_id: str) -> dict[str, Any]:
         uid = _int(user_id)
@@ -561,7 +616,8 @@ class GitLabServer:
             "target_branch": mr.target_branch, "source_branch": mr.source_branch,
             "user_notes_count": sum(1 for n in mr.notes if not n.system), "upvotes": 0, "downvotes": 0,
             "author": _user(mr.author, self.url), "assignees": [], "assignee": None, "reviewers": [],
-            "source_project_id": project.id, "target_project_id": project.id, "labels": [],
+            "source_project_id": mr.source_project_id or project.id, "target_project_id": project.id,
+            "labels": [],
             "draft": mr.draft, "work_in_progress": mr.draft, "milestone": None,
             "merge_when_pipeline_succeeds": False, "merge_status": "can_be_merged",
             "detailed_merge_status": "mergeable", "sha": mr.sha, "merge_commit_sha": mr.merge_commit_sha,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from forge_servers.github import GitHubServer
 
-from bot.forges.base import Forge, ForgeError, Repo
+from bot.forges.base import Change, Forge, ForgeError, Repo
 from bot.forges.github import COMMENT_LIMIT, GitHubForge
 
 TOKEN = "ghp_standInToken0123456789abcdefABCDEF01"
@@ -492,3 +492,75 @@ def test_a_failing_metrics_callback_does_not_break_calls(server: GitHubServer) -
 
     forge = GitHubForge(api_url=server.api_url, token=TOKEN, on_call=broken)
     assert forge.comments(repo_of(server), 7) == []
+
+
+# -- repository, open changes, statuses (startup recovery reads these) -------------------------
+
+
+def test_repository(server: GitHubServer, forge: GitHubForge) -> None:
+    found = forge.repository(REPO_NAME)
+    assert found == Repo("github", REPO_NAME, f"{server.web_url}/{REPO_NAME}.git", "main")
+    assert [(r.method, r.route) for r in server.requests] == [("GET", "/repos/acme/platform")]
+    with pytest.raises(ForgeError) as err:
+        forge.repository("acme/missing")
+    assert err.value.status == 404 and not err.value.retryable
+
+
+def test_repository_with_an_app_and_no_installation_id(app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    assert _app_forge(app_server, app_key[0]).repository(REPO_NAME).default_branch == "main"
+    assert [r.route for r in app_server.requests] == [
+        "/repos/acme/platform/installation", f"/app/installations/{INSTALLATION}/access_tokens",
+        "/repos/acme/platform"]
+
+
+def test_open_changes_every_page_from_the_list_alone(server: GitHubServer, forge: GitHubForge) -> None:
+    for n in range(10, 215):  # with #7: 206 pull requests, 3 closed, 2 into another branch
+        server.add_pull(REPO_NAME, n, head_sha=sha(0xA000 + n), base_sha=sha(0xB000), user=f"dev{n % 3}",
+                        state="closed" if n % 70 == 0 else "open", draft=n == 11,
+                        base_ref="release" if n in (12, 13) else "main")
+
+    changes = forge.open_changes(repo_of(server))
+
+    assert [c.number for c in changes] == [7, *(n for n in range(10, 215) if n % 70 != 0)]
+    first, eleventh, twelfth = changes[0], changes[2], changes[3]
+    assert first == Change(number=7, url=f"{server.web_url}/acme/platform/pull/7", state="open",
+                           head_sha=sha(0xA7), base_ref="main", base_sha=sha(0xB7), merge_sha="", author="alice",
+                           draft=False, title="Request a database")
+    assert eleventh.draft and twelfth.base_ref == "release"
+    gets = server.calls("GET")
+    # 203 open of 206, 100 a page: three pages of the list, and no pull request fetched one by one.
+    assert [r.route for r in gets] == ["/repos/acme/platform/pulls"] * 3
+    assert gets[0].query == {"state": "open", "per_page": "100"}
+    assert all(r.status == 200 for r in gets)
+
+
+def test_open_changes_of_a_repository_without_any(server: GitHubServer, forge: GitHubForge) -> None:
+    server.update_pull(REPO_NAME, 7, state="closed")
+    assert forge.open_changes(repo_of(server)) == []
+
+
+def test_statuses_latest_per_context_over_pages(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    head = sha(0xA7)
+    forge.set_status(repo, head, "promisebot/plan", "pending", "planning")
+    for i in range(150):  # another integration's statuses push the first ones to page 2
+        forge.set_status(repo, head, f"ci/{i % 3}", "success" if i % 2 else "failure", f"run {i}")
+    forge.set_status(repo, sha(0xB7), "promisebot/apply", "success", "another commit")
+
+    # the last of ci/0, ci/1, ci/2: runs 147, 148, 149
+    assert forge.statuses(repo, head) == {"promisebot/plan": "pending", "ci/0": "success", "ci/1": "failure",
+                                          "ci/2": "success"}
+    listed = server.calls("GET")
+    repository_id = server.repo(REPO_NAME).id
+    assert [r.path for r in listed] == [f"/repos/acme/platform/commits/{head}/statuses",
+                                        f"/repositories/{repository_id}/commits/{head}/statuses"]  # 151: 2 pages
+    forge.set_status(repo, head, "promisebot/plan", "success", "planned")
+    assert forge.statuses(repo, head)["promisebot/plan"] == "success"
+    assert forge.statuses(repo, sha(0xC7)) == {}
+
+
+def test_set_status_sends_no_ref(server: GitHubServer, forge: GitHubForge) -> None:
+    forge.set_status(repo_of(server), sha(0xA7), "promisebot/plan", "pending", "planning",
+                     ref="refs/pull/7/head")
+    post, = server.calls("POST")
+    assert post.body == {"state": "pending", "description": "planning", "context": "promisebot/plan"}

@@ -13,7 +13,7 @@ import gitlab
 import pytest
 from forge_servers.gitlab import DEFAULT_TOKEN, GitLabServer, MergeRequest, Project
 
-from bot.forges.base import Comment, Credentials, ForgeError, Repo
+from bot.forges.base import Change, Comment, Credentials, ForgeError, Repo
 from bot.forges.gitlab import COMMENT_LIMIT, GitLabForge
 
 PATH = "platform/infra/promises"  # a project in a subgroup: group/sub/project
@@ -390,3 +390,93 @@ def test_every_request_carries_the_token_and_is_recorded(server, forge, repo, mr
     assert [r.method for r in server.calls()] == ["GET", "GET", "POST", "GET", "POST", "GET", "GET"]
     assert all(r.headers["PRIVATE-TOKEN"] == DEFAULT_TOKEN for r in server.calls())
     assert all(urlsplit(r.raw_path).path.startswith("/api/v4/") for r in server.calls())
+
+
+# -- repository, open changes, statuses (startup recovery reads these) -------------------------
+
+
+def test_repository_is_the_project_by_path(server, forge, project):
+    assert forge.repository(PATH) == forge.repo(project.id) == Repo(
+        forge="gitlab", full_name=PATH, clone_url=f"{server.url}/{PATH}.git", default_branch="main",
+        project_id=project.id)
+
+
+def test_open_changes_every_page_from_the_list_alone(repo):
+    with GitLabServer(max_per_page=4) as small:
+        project = small.add_project(PATH)
+        for n in range(1, 12):  # 11 MRs: 1 merged, 1 closed, 1 draft, 1 into another branch
+            small.add_merge_request(project, sha=f"{n:040x}", base_sha=BASE, author=f"dev{n % 2}", iid=n,
+                                    title=f"change {n}", state={4: "merged", 5: "closed"}.get(n, "opened"),
+                                    draft=n == 6, target_branch="release" if n == 7 else None)
+        changes = GitLabForge(DEFAULT_TOKEN, url=small.url).open_changes(repo)
+        lists = small.calls("GET")
+    assert not small.errors
+
+    assert [c.number for c in changes] == [1, 2, 3, 6, 7, 8, 9, 10, 11]
+    assert changes[0] == Change(number=1, url=f"{small.url}/{PATH}/-/merge_requests/1", state="open",
+                                head_sha=f"{1:040x}", base_ref="main", base_sha="", merge_sha="", author="dev1",
+                                draft=False, title="change 1")
+    assert changes[3].draft and changes[4].base_ref == "release"
+    # 9 open, 4 a page: three pages of the list, no merge request fetched one by one
+    assert [r.raw_path for r in lists] == [f"/api/v4/projects/{ENCODED}/merge_requests"] * 3
+    assert lists[0].query == {"state": ["opened"], "per_page": ["100"]}
+    assert [r.query.get("page", ["1"])[0] for r in lists] == ["1", "2", "3"]
+
+
+def test_statuses_latest_by_name_mapped_back(server, forge, repo, project, mr):
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning")
+    forge.set_status(repo, HEAD, "promisebot/plan", "success", "planned")
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning again")  # a new status; the old retried
+    forge.set_status(repo, HEAD, "promisebot/apply", "error", "could not finish")
+    forge.set_status(repo, HEAD, "lint", "failure", "2 problems")
+    forge.set_status(repo, BASE, "promisebot/apply", "success", "another commit")
+
+    assert forge.statuses(repo, HEAD) == {"promisebot/plan": "pending", "promisebot/apply": "error",
+                                          "lint": "failure"}
+    forge.set_status(repo, HEAD, "promisebot/plan", "failure", "1 invalid")
+    assert forge.statuses(repo, HEAD)["promisebot/plan"] == "failure"
+    listing = server.calls("GET")[-1]
+    assert listing.raw_path == f"/api/v4/projects/{ENCODED}/repository/commits/{HEAD}/statuses"
+    with pytest.raises(ForgeError) as caught:
+        forge.statuses(repo, "f" * 40)
+    assert caught.value.status == 404
+
+
+def test_statuses_follow_pagination(repo):
+    with GitLabServer(max_per_page=3) as small:
+        project = small.add_project(PATH)
+        small.add_merge_request(project, sha=HEAD, base_sha=BASE)
+        forge = GitLabForge(DEFAULT_TOKEN, url=small.url)
+        for i in range(7):
+            forge.set_status(repo, HEAD, f"check/{i}", "success", "ok")
+        assert forge.statuses(repo, HEAD) == {f"check/{i}": "success" for i in range(7)}
+        assert len(small.calls("GET", "/statuses")) == 3
+    assert not small.errors
+
+
+def test_a_fork_merge_requests_head_gets_its_status_with_the_ref(server, forge, repo, project):
+    fork_head = "e5" * 20
+    server.add_merge_request(project, sha=fork_head, base_sha=BASE, iid=2, from_fork=True)
+
+    # Without a ref GitLab finds no branch holding the commit: 404 "References for commit".
+    with pytest.raises(ForgeError) as caught:
+        forge.set_status(repo, fork_head, "promisebot/plan", "pending", "planning")
+    assert caught.value.status == 404 and "References for commit" in str(caught.value)
+
+    ref = forge.head_ref(2)
+    forge.set_status(repo, fork_head, "promisebot/plan", "pending", "planning", ref=ref)
+    forge.set_status(repo, fork_head, "promisebot/plan", "success", "planned", ref=ref)
+    [status] = server.statuses(project, fork_head)
+    assert (status.ref, status.status) == ("refs/merge-requests/2/head", "success")
+    posts = server.calls("POST", "/statuses/")
+    # The first try without the ref; from then on this commit's statuses carry it at once.
+    assert [("ref" in r.body, r.status) for r in posts] == [(False, 404), (False, 404), (True, 201), (True, 201)]
+    assert forge.statuses(repo, fork_head) == {"promisebot/plan": "success"}
+
+
+def test_a_same_project_merge_requests_status_stays_on_its_branch(server, forge, repo, project, mr):
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning", ref=forge.head_ref(1))
+    [status] = server.statuses(project, HEAD)
+    assert status.ref == "feature"  # the source branch, whose pipeline the MR shows
+    [post] = server.calls("POST", "/statuses/")
+    assert "ref" not in post.body

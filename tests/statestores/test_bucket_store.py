@@ -71,8 +71,8 @@ def test_writes_and_mirrors_a_placement(s3, bucket):
     assert objects(s3, bucket) == {f"{place}/keep.yaml": b"1 changed", f"{place}/new.yaml": b"6",
                                           "platform/dev/other.yaml": b"4"}
     assert w.read(f"{place}/new.yaml") == b"6" and w.read(f"{place}/gone.yaml") is None
-    assert w.list("platform/dev") == sorted(objects(s3, bucket))
-    assert w.list(place) == [f"{place}/keep.yaml", f"{place}/new.yaml"]
+    assert w.list_files("platform/dev") == sorted(objects(s3, bucket))
+    assert w.list_files(place) == [f"{place}/keep.yaml", f"{place}/new.yaml"]
 
 
 def test_unchanged_objects_are_not_uploaded_again(s3, bucket):
@@ -140,7 +140,7 @@ def test_read_only_key_fails_the_permission_check(s3, bucket):
     ready = w.check_ready()
     assert (ready.ready, ready.reason) == (False, "ErrorValidatingPermissions")
     assert "AccessDenied" in ready.message and ".kratix-write-permission-check" in ready.message
-    assert w.list("platform") == []  # reading is allowed
+    assert w.list_files("platform") == []  # reading is allowed
 
 
 def test_missing_secret_and_bad_spec(s3, bucket, tmp_path):

@@ -129,7 +129,7 @@ def test_delete_prefixes_mirror_the_latest_output(tmp_path):
     # Removing a whole placement leaves no empty directory behind, siblings stay.
     w.apply(FileChanges(delete_prefixes={place}), "remove placement", {})
     assert files(remote) == {"dest/resources/other.yaml": b"4"}
-    assert w.list("dest") == ["dest/resources/other.yaml"]
+    assert w.list_files("dest") == ["dest/resources/other.yaml"]
     # The root as a delete prefix empties the branch (an empty tree, still one commit).
     assert w.apply(FileChanges(delete_prefixes={""}), "remove all", {}).removed == ["dest/resources/other.yaml"]
     assert files(remote) == {} and len(subjects(remote)) == 4
@@ -138,12 +138,13 @@ def test_delete_prefixes_mirror_the_latest_output(tmp_path):
 def test_read_list_and_diff_do_not_write(tmp_path):
     remote = bare_remote(tmp_path / "remote.git")
     w = writer(tmp_path, "remote.git")
-    assert w.read("a/x.yaml") is None and w.list("") == []
+    assert w.read("a/x.yaml") is None and w.list_files("") == []
     w.apply(FileChanges(puts={"a/x.yaml": b"old", "a/y.yaml": b"y", "b/z.yaml": b"z"}), "seed", {})
     before = head(remote)
     reader = writer(tmp_path, "remote.git", cache="reader")
     assert reader.read("a/x.yaml") == b"old" and reader.read("a") is None and reader.read("a/nope") is None
-    assert reader.list("a") == ["a/x.yaml", "a/y.yaml"] and reader.list("/") == ["a/x.yaml", "a/y.yaml", "b/z.yaml"]
+    assert reader.list_files("a") == ["a/x.yaml", "a/y.yaml"]
+    assert reader.list_files("/") == ["a/x.yaml", "a/y.yaml", "b/z.yaml"]
     diffs = reader.diff(FileChanges(puts={"a/x.yaml": b"new", "c/n.yaml": b"n", "b/z.yaml": b"z"},
                                     delete_prefixes={"a"}))
     assert {(d.path, d.action, d.old, d.new) for d in diffs} == {
@@ -172,7 +173,7 @@ def test_reading_many_files_in_any_order(tmp_path):
     assert reader.read("dev/nested/deep/g.yaml") == b"g" and reader.read("dev/nested") is None
     assert reader.read("dev/f1.yaml") == b"f1" and reader.read("top.yaml") == b"t"
     assert reader.read("elsewhere/x.yaml") is None
-    assert len(reader.list("dev/.kratix")) == 601
+    assert len(reader.list_files("dev/.kratix")) == 601
     # A write moves the snapshot: reads see what it pushed.
     reader.apply(FileChanges(puts={"dev/.kratix/default-w0000.yaml": b"new"}, deletes={"top.yaml"}), "update", {})
     assert reader.read("dev/.kratix/default-w0000.yaml") == b"new" and reader.read("top.yaml") is None

@@ -74,7 +74,7 @@ def test_ssh_auth_lands_a_commit_and_the_key_stays_secret(tmp_path, sshd, caplog
     result = w.apply(FileChanges(puts={"dev/a.yaml": b"a: 1\n"}), "over ssh", {"Promisebot-Event": "test"})
     assert result.revision and result.added == ["dev/a.yaml"]
     assert remote_files(remote) == ["dev/a.yaml"]
-    assert w.read("dev/a.yaml") == b"a: 1\n" and w.list("dev") == ["dev/a.yaml"]
+    assert w.read("dev/a.yaml") == b"a: 1\n" and w.list_files("dev") == ["dev/a.yaml"]
     again = writer(tmp_path, sshd.url(remote), private_key, sshd.known_hosts())  # the cache is reused
     assert again.apply(FileChanges(puts={"dev/b.yaml": b"b"}), "again", {}).revision
     assert remote_files(remote) == ["dev/a.yaml", "dev/b.yaml"]

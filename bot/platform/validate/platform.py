@@ -89,9 +89,9 @@ def _object_reports(platform: Platform) -> list[tuple[Ref, Report]]:
 
     for request in platform.requests.values():
         reports.append((request.ref, report := report_for(request.source)))
-        promise = platform.promise_for_request(request)
-        if promise is not None:
-            check_request(request, promise, report)
+        requested = platform.promise_for_request(request)
+        if requested is not None:
+            check_request(request, requested, report)
     return reports
 
 
