@@ -1,6 +1,18 @@
 """`promisebot worker`: run queued jobs from Redis (`REDIS_URL` required), on any machine, as
-many processes as wanted. Each job runs in a child process (rq's work horse); a worker killed
-mid-job loses nothing: the job is put back and, a reconcile being idempotent, lands once.
+many processes as wanted. Each job runs in a child process (rq's work horse); every worker also
+starts rq's scheduler (one of them holds its lock and puts delayed retries back on the queue).
+
+A worker killed mid-job loses nothing: once the job's heartbeat has lapsed for
+`PROMISEBOT_WORKER_ABANDON_SECONDS`, the next maintenance of any live worker (every
+`PROMISEBOT_WORKER_MAINTENANCE_SECONDS` while idle) puts it back on the queue, at once; a
+reconcile being idempotent, it lands once (bot/jobs/queue.py). A reconcile the dead job held
+the platform's lock for waits until that lock expires (`PROMISEBOT_LOCK_TTL_SECONDS`).
+
+    PROMISEBOT_WORKER_ABANDON_SECONDS      30  a running job whose worker sent no heartbeat for
+                                               this long is retried (heartbeats every third of it)
+    PROMISEBOT_WORKER_MAINTENANCE_SECONDS  10  how often an idle worker looks for such jobs
+    PROMISEBOT_LOCK_TTL_SECONDS            60  the reconcile lock's TTL (refreshed every third of
+                                               it while held; a crashed holder's lock expires)
 """
 
 from __future__ import annotations
@@ -13,13 +25,23 @@ from bot.server.config import ConfigError, load_config
 
 def run(args: argparse.Namespace) -> int:
     from redis import Redis
-    from rq import Queue, Worker
+    from rq import Queue
 
-    from bot.jobs.queue import QUEUE_NAME
+    from bot.jobs.backend import lock_ttl_setting
+    from bot.jobs.queue import (
+        ABANDON_AFTER_SECONDS,
+        MAINTENANCE_INTERVAL_SECONDS,
+        QUEUE_NAME,
+        PromisebotWorker,
+        seconds_setting,
+    )
     from bot.server.logs import setup_logging
 
     try:
         config = load_config()
+        abandon_after = seconds_setting("PROMISEBOT_WORKER_ABANDON_SECONDS", ABANDON_AFTER_SECONDS, minimum=3)
+        maintenance = seconds_setting("PROMISEBOT_WORKER_MAINTENANCE_SECONDS", MAINTENANCE_INTERVAL_SECONDS)
+        lock_ttl_setting()  # checked here, read by each job
     except ConfigError as exc:
         print(f"promisebot worker: {exc}", file=sys.stderr)
         return 1
@@ -29,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     setup_logging(config.secrets())
     connection = Redis.from_url(config.redis_url)
-    worker = Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=args.name)
+    worker = PromisebotWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=args.name,
+                              abandon_after=abandon_after, maintenance_interval=maintenance)
     worker.work(with_scheduler=True, burst=args.burst)
     return 0

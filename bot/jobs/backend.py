@@ -13,8 +13,9 @@ from typing import Protocol
 
 import redis
 
-from bot.jobs.locks import LocalLocks, Locks, RedisLocks
+from bot.jobs.locks import LOCK_TTL_SECONDS, LocalLocks, Locks, RedisLocks
 from bot.jobs.plans import MemoryPlanStore, PlanStore, RedisPlanStore
+from bot.jobs.queue import seconds_setting
 
 DELIVERY_TTL_SECONDS = 3 * 24 * 3600
 
@@ -22,6 +23,10 @@ DELIVERY_TTL_SECONDS = 3 * 24 * 3600
 class Memo(Protocol):
     def first_time(self, key: str) -> bool:
         """True the first time `key` is seen (within the TTL), False after."""
+        ...
+
+    def forget(self, key: str) -> None:
+        """`key` is new again (its delivery could not be queued)."""
         ...
 
     def set_latest(self, key: str, value: str) -> None: ...
@@ -35,6 +40,9 @@ class RedisMemo:
 
     def first_time(self, key: str) -> bool:
         return bool(self.client.set(f"promisebot:seen:{key}", b"1", nx=True, ex=DELIVERY_TTL_SECONDS))
+
+    def forget(self, key: str) -> None:
+        self.client.delete(f"promisebot:seen:{key}")
 
     def set_latest(self, key: str, value: str) -> None:
         self.client.set(f"promisebot:latest:{key}", value.encode(), ex=DELIVERY_TTL_SECONDS)
@@ -60,6 +68,10 @@ class MemoryMemo:
             self._seen[key] = now
             return True
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
+
     def set_latest(self, key: str, value: str) -> None:
         with self._lock:
             self._latest[key] = value
@@ -77,8 +89,14 @@ class Backend:
     redis: redis.Redis | None = None
 
 
+def lock_ttl_setting() -> int:
+    """`PROMISEBOT_LOCK_TTL_SECONDS` (default 60): the reconcile lock's TTL, refreshed every third
+    of it while held; how long a reconcile waits for the lock of a holder that died."""
+    return seconds_setting("PROMISEBOT_LOCK_TTL_SECONDS", LOCK_TTL_SECONDS, minimum=3)
+
+
 def make_backend(redis_url: str | None) -> Backend:
     if redis_url:
         client = redis.Redis.from_url(redis_url)
-        return Backend(RedisMemo(client), RedisLocks(client), RedisPlanStore(client), client)
+        return Backend(RedisMemo(client), RedisLocks(client, ttl=lock_ttl_setting()), RedisPlanStore(client), client)
     return Backend(MemoryMemo(), LocalLocks(), MemoryPlanStore())

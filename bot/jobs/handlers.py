@@ -28,7 +28,7 @@ from bot.errors import PromisebotError
 from bot.forges import comment as comments
 from bot.forges.base import Event, Forge, ForgeError, Repo, event_from_json
 from bot.gitcmd import git_environment, rev_sha
-from bot.jobs.repos import auth_environment
+from bot.jobs.repos import RepoError, auth_environment
 from bot.jobs.services import Services
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.redact import redact
@@ -104,7 +104,10 @@ def handle(event: Event, services: Services, received_at: float | None = None) -
 
 def _sync(event: Event, repo: Repo, forge: Forge, services: Services, refs: list[str]) -> Any:
     started = time.monotonic()
-    path = services.repos.sync(repo, forge.clone_credentials(repo), refs)
+    try:
+        path = services.repos.sync(repo, forge.clone_credentials(repo), refs)
+    except RepoError as exc:  # a Git network error: transient, the queue retries the job
+        raise ForgeError(str(exc), retryable=True) from None
     JOB_SECONDS.labels(kind=event.kind, stage="fetch").observe(time.monotonic() - started)
     return path
 
@@ -172,7 +175,10 @@ def _plan(event: Event, repo: Repo, forge: Forge, services: Services, received_a
     finally:
         runner.close()
     services.backend.plans.remember(event.forge, repo.full_name, event.number, runner.keys)
-    if services.backend.memo.latest(key) not in (None, event.head_sha):
+    if (newest := services.backend.memo.latest(key)) not in (None, event.head_sha):
+        # this head's pending status must not stay the last word on it
+        _status(forge, repo, event.head_sha, PLAN_CONTEXT, "error",
+                f"superseded by {str(newest)[:12]}: see the plan of the newest commit", ref=forge.head_ref(event.number))
         return "superseded by a newer head (plan not reported)"
     body = comments.render_plan(report, head_sha=event.head_sha, base_ref=repo.default_branch,
                                 secrets=_secrets(services))

@@ -6,7 +6,9 @@ fails for that. The embedded default uses a process-local lock with the same int
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -16,6 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import redis
+
+log = logging.getLogger("promisebot.locks")
 
 LOCK_TTL_SECONDS = 60
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -36,15 +40,23 @@ class RedisLocks:
         """Wait for the lock `name`, hold it for the block; yields the seconds waited."""
         key = f"promisebot:lock:{name}"
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        ttl_ms = int(self.ttl * 1000)
         start = time.monotonic()
-        while not self.client.set(key, owner, nx=True, px=int(self.ttl * 1000)):
-            time.sleep(self.poll)
+        while not self.client.set(key, owner, nx=True, px=ttl_ms):
+            time.sleep(self.poll * random.uniform(0.5, 1.5))
         waited = time.monotonic() - start
         stop = threading.Event()
 
         def refresh() -> None:
             while not stop.wait(self.ttl / 3):
-                self.client.eval(_REFRESH, 1, key, owner, int(self.ttl * 1000))
+                try:
+                    kept = self.client.eval(_REFRESH, 1, key, owner, ttl_ms)
+                except redis.RedisError as exc:  # a later refresh may still make it in time
+                    log.warning("could not refresh the lock %s: %s", name, exc)
+                    continue
+                if not kept:
+                    log.error("lost the lock %s while holding it (it expired, or another holder took it)", name)
+                    return
 
         keeper = threading.Thread(target=refresh, name=f"lock-{name}", daemon=True)
         keeper.start()
@@ -53,7 +65,10 @@ class RedisLocks:
         finally:
             stop.set()
             keeper.join()
-            self.client.eval(_RELEASE, 1, key, owner)
+            try:
+                self.client.eval(_RELEASE, 1, key, owner)
+            except redis.RedisError as exc:  # it expires by itself
+                log.warning("could not release the lock %s: %s", name, exc)
 
 
 class LocalLocks:

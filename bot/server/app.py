@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.forges import events
 from bot.forges.base import Event, event_to_json
@@ -59,13 +60,18 @@ def create_app(config: BotConfig, backend: Backend, queue: JobQueue,
             return _answer(200, forge, event_name, duplicate=True)
         if event.kind in ("change_opened", "change_updated") and event.repo is not None:
             backend.memo.set_latest(f"{forge}:{event.repo.full_name}:{event.number}", event.head_sha)
-        queue.enqueue(event_to_json(event), job_id=f"{forge}-{delivery}", received_at=time.time())
+        try:
+            queue.enqueue(event_to_json(event), job_id=f"{forge}-{delivery}", received_at=time.time())
+        except Exception as exc:  # noqa: BLE001 - the forge redelivers: it must not be taken for a duplicate
+            backend.memo.forget(f"{forge}:{delivery}")
+            log.error(json.dumps({"delivery": delivery, "forge": forge, "error": f"enqueue failed: {type(exc).__name__}"}))
+            return _answer(503, forge, event_name, error="the event could not be queued; redeliver it")
         log.info(json.dumps({"delivery": delivery, "forge": forge, "event": event.kind, "queued": True}))
         return _answer(202, forge, event_name, queued=event.kind)
 
     @app.post("/webhooks/github")
     def github() -> Response:
-        body = request.get_data(cache=False)
+        body = _body()
         headers = dict(request.headers)
         event_name = events.header(headers, "X-GitHub-Event") or ""
         if not config.github:
@@ -88,7 +94,7 @@ def create_app(config: BotConfig, backend: Backend, queue: JobQueue,
         refusal = events.verify_gitlab(config.gitlab_webhook_secrets, headers)
         if refusal:
             return _answer(401, "gitlab", event_name, error=refusal)
-        body = request.get_data(cache=False)
+        body = _body()
         delivery = events.header(headers, "X-Gitlab-Event-UUID") or ""
         payload = _json(body)
         if payload is None:
@@ -106,7 +112,7 @@ def create_app(config: BotConfig, backend: Backend, queue: JobQueue,
 
     @app.get("/readyz")
     def readyz() -> Response:
-        problems = {name: why for name, check in checks.items() if (why := check())}
+        problems = {name: why for name, check in checks.items() if (why := _run_check(check))}
         return Response(json.dumps({"ready": not problems, "problems": problems}), status=503 if problems else 200,
                         mimetype="application/json")
 
@@ -115,6 +121,24 @@ def create_app(config: BotConfig, backend: Backend, queue: JobQueue,
         return Response(metrics.exposition(queue.depth), mimetype="text/plain; version=0.0.4")
 
     return app
+
+
+def _body() -> bytes:
+    """The raw request body, at most MAX_BODY_BYTES; 413 beyond. A Content-Length over the cap
+    is refused before reading (flask's MAX_CONTENT_LENGTH); a body without one (chunked) is read
+    up to the cap, where werkzeug stops without an error: one more byte means it is over."""
+    body = request.get_data(cache=False)
+    if len(body) >= MAX_BODY_BYTES and request.content_length is None and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
+
+
+def _run_check(check: Check) -> str | None:
+    """A readiness check's problem; one that raises is a problem too (named, not a 500)."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the answer is "not ready"
+        return f"the check failed: {type(exc).__name__}"
 
 
 def _json(body: bytes) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """A whole bot for tests: a platform repo served as a bare repository on disk (with
-refs/pull/N/head), a Git state store, the GitHub or GitLab stand-in, and the real flask app
-under a real HTTP server on loopback, fed with the forges' published webhook examples (adapted
-to this repository) and signed as the forge signs them."""
+refs/pull/N/head, or GitLab's refs/merge-requests/N/head), a Git state store, the GitHub or
+GitLab stand-in, and the real flask app under a real HTTP server on loopback, fed with the
+forges' published webhook examples (adapted to this repository) and signed (GitHub) or
+token-authenticated (GitLab) as the forge does it."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import json
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
+from flask import Flask
 from paths import FIXTURES
 from reconcile_fixtures import destination, git, promise, request
 from werkzeug.serving import make_server
 
 from bot.jobs.handlers import run_event
+from bot.jobs.plans import MemoryPlanStore
 from bot.jobs.queue import InlineQueue
 from bot.jobs.services import Services
 from bot.server.app import create_app
@@ -30,6 +35,8 @@ from runners.base import Runner
 SECRET = "webhook-secret-for-tests"
 TOKEN = "ghp_tokenfortestsonly0000000000000000"
 REPO = "acme/platform"
+GITHUB_HEAD_REF = "refs/pull/{number}/head"
+GITLAB_HEAD_REF = "refs/merge-requests/{number}/head"
 
 
 def yaml_dump(*docs: dict[str, Any]) -> str:
@@ -38,10 +45,13 @@ def yaml_dump(*docs: dict[str, Any]) -> str:
 
 
 class PlatformRemote:
-    """The platform repo as the forge hosts it (a bare repo) and a clone to make commits in."""
+    """The platform repo as the forge hosts it (a bare repo) and a clone to make commits in.
+    `head_ref`: where the forge keeps a change's head (GitHub's refs/pull/N/head by default,
+    GitLab's refs/merge-requests/N/head with GITLAB_HEAD_REF)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, head_ref: str = GITHUB_HEAD_REF) -> None:
         self.tmp = tmp
+        self.head_ref = head_ref
         self.remote = tmp / "platform.git"
         self.state = tmp / "state.git"
         for bare in (self.remote, self.state):
@@ -74,17 +84,32 @@ class PlatformRemote:
         return git(self.work, "rev-parse", "HEAD")
 
     def open_change(self, number: int, name: str = "r1", spec: dict[str, Any] | None = None) -> str:
-        """A branch adding one request, pushed as the forge keeps a PR head: refs/pull/N/head."""
+        """A branch adding one request, pushed as the forge keeps a PR head (`head_ref`)."""
         git(self.work, "checkout", "-q", "-B", f"change-{number}", "main")
         self.write(f"requests/{name}.yaml", request("Redis", name, spec=spec))
         head = self.commit(f"request {name}")
-        git(self.work, "push", "-q", "-f", "origin", f"HEAD:refs/pull/{number}/head")
+        git(self.work, "push", "-q", "-f", "origin", f"HEAD:{self.head_ref.format(number=number)}")
         git(self.work, "checkout", "-q", "main")
         return head
 
+    def push_main(self, name: str = "r1", spec: dict[str, Any] | None = None, message: str = "") -> tuple[str, str]:
+        """A commit adding one request straight on main, pushed; (before, after)."""
+        before = git(self.work, "rev-parse", "main")
+        git(self.work, "checkout", "-q", "main")
+        self.write(f"requests/{name}.yaml", request("Redis", name, spec=spec))
+        after = self.commit(message or f"request {name}")
+        git(self.work, "push", "-q", "origin", "main")
+        return before, after
+
+    def commits(self, before: str, after: str) -> list[tuple[str, str]]:
+        """(sha, full message) of the commits in before..after, oldest first (a push's `commits`)."""
+        out = git(self.work, "log", "--reverse", "--format=%H%x00%B%x01", f"{before}..{after}")
+        pairs = [entry.strip("\n").split("\x00", 1) for entry in out.split("\x01") if entry.strip()]
+        return [(sha, message.strip("\n")) for sha, message in pairs]
+
     def merge(self, number: int) -> str:
         """Merge the change into main as the forge would, and push main."""
-        git(self.work, "fetch", "-q", "origin", f"refs/pull/{number}/head")
+        git(self.work, "fetch", "-q", "origin", self.head_ref.format(number=number))
         git(self.work, "merge", "-q", "--no-ff", "-m", f"Merge pull request #{number}", "FETCH_HEAD")
         git(self.work, "push", "-q", "origin", "main")
         return git(self.work, "rev-parse", "HEAD")
@@ -94,23 +119,66 @@ class PlatformRemote:
         return {p: git(self.state, "show", f"main:{p}") for p in out.splitlines() if p}
 
 
-class BotServer:
-    """The real app under a real HTTP server, with the embedded default's queue."""
+class SpyPlanStore(MemoryPlanStore):
+    """The embedded default's plan store, remembering which result keys each change saved (so a
+    test can check, through the store's own `get`, that they are gone)."""
 
-    def __init__(self, config: BotConfig, runner: Runner) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.remembered: dict[tuple[str, str, int], set[str]] = {}
+
+    def remember(self, forge: str, repo: str, number: int, keys: list[str]) -> None:
+        self.remembered.setdefault((forge, repo, number), set()).update(keys)
+        super().remember(forge, repo, number, keys)
+
+    def saved(self, forge: str, repo: str, number: int) -> list[str]:
+        """The keys the change saved that the store still holds."""
+        return sorted(k for k in self.remembered.get((forge, repo, number), ()) if self.get(k) is not None)
+
+
+class BotServer:
+    """The real app under a real HTTP server, with the embedded default's queue. `gate`: every
+    job waits for it before running (so a test can queue several events, then release them)."""
+
+    def __init__(self, config: BotConfig, runner: Runner, *, gate: threading.Event | None = None,
+                 retry_intervals: list[float] | None = None) -> None:
         self.services = Services.from_config(config, runner_factory=lambda: runner)
-        self.queue = InlineQueue(lambda payload, received: run_event(payload, received, self.services),
-                                 retry_intervals=[0.05, 0.1])
+        self.plans = SpyPlanStore()
+        self.services.backend.plans = self.plans
+        self.gate = gate
+
+        def run(payload: dict[str, Any], received: float) -> str:
+            if gate is not None:
+                gate.wait(60)
+            return run_event(payload, received, self.services)
+
+        self.queue = InlineQueue(run, retry_intervals=[0.05, 0.1] if retry_intervals is None else retry_intervals)
         app = create_app(config, self.services.backend, self.queue)
         self.http = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.http.server_port}"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
         self.queue.stop()
         self.http.shutdown()
         self.thread.join()
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """`app` under a real HTTP server on loopback; yields its base URL."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join()
+        http.server_close()
 
 
 def github_payload(name: str, **changes: Any) -> dict[str, Any]:
@@ -136,9 +204,77 @@ def github_pull_event(action: str, platform: PlatformRemote, number: int, head: 
     return payload
 
 
-def send_github(url: str, event: str, payload: dict[str, Any], secret: str = SECRET) -> requests.Response:
+def github_push_event(platform: PlatformRemote, before: str, after: str, *, ref: str = "refs/heads/main",
+                      commits: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """GitHub's published push example (the first push of a branch) as a push of before..after
+    to `ref` of this repository, listing `commits` (sha, message; default: those of the range)."""
+    payload = github_payload("push.with-new-branch")
+    repo = payload["repository"]
+    repo.update(full_name=REPO, name="platform", clone_url=str(platform.remote), default_branch="main",
+                master_branch="main")
+    repo["owner"].update(login="acme", name="acme")
+    template = payload["commits"][0]
+    listed = platform.commits(before, after) if commits is None else commits
+    payload["commits"] = [dict(copy.deepcopy(template), id=sha, tree_id=sha, message=message) for sha, message in listed]
+    payload["head_commit"] = copy.deepcopy(payload["commits"][-1]) if payload["commits"] else None
+    payload.update(ref=ref, before=before, after=after, created=False)
+    return payload
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    """X-Hub-Signature-256 of `body`, as GitHub computes it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send_github(url: str, event: str, payload: dict[str, Any], secret: str = SECRET,
+                delivery: str | None = None) -> requests.Response:
     body = json.dumps(payload).encode()
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return requests.post(f"{url}/webhooks/github", data=body, timeout=30, headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signature,
-        "Content-Type": "application/json"})
+        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body, secret), "Content-Type": "application/json"})
+
+
+def gitlab_payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "webhooks" / "gitlab" / f"{name}.json").read_text())
+    return data
+
+
+def _gitlab_project(project: dict[str, Any], platform: PlatformRemote, project_id: int | None) -> None:
+    """A project object of a GitLab payload pointed at this repository."""
+    web = f"http://gitlab.example/{REPO}"
+    project.update(name="platform", namespace="acme", path_with_namespace=REPO, default_branch="main",
+                   git_http_url=str(platform.remote), http_url=str(platform.remote), url=str(platform.remote),
+                   web_url=web, homepage=web)
+    if project_id is not None:
+        project["id"] = project_id
+
+
+def gitlab_mr_event(action: str, platform: PlatformRemote, project_id: int, iid: int, head: str, *,
+                    oldrev: str | None = None, merge_sha: str | None = None) -> dict[str, Any]:
+    """GitLab's published merge request example (action `open`), pointed at this project and MR,
+    with `action` changed and, as GitLab's code adds them, `oldrev` (an update with new commits)
+    and `merge_commit_sha` (a merge). The state follows the action."""
+    payload = gitlab_payload("merge_request")
+    _gitlab_project(payload["project"], platform, project_id)
+    attrs = payload["object_attributes"]
+    _gitlab_project(attrs["source"], platform, None)
+    _gitlab_project(attrs["target"], platform, None)
+    attrs.update(iid=iid, action=action, target_branch="main", source_branch=f"change-{iid}",
+                 source_project_id=project_id, target_project_id=project_id,
+                 state={"merge": "merged", "close": "closed"}.get(action, "opened"),
+                 url=f"http://gitlab.example/{REPO}/-/merge_requests/{iid}")
+    attrs["last_commit"].update(id=head, url=f"http://gitlab.example/{REPO}/-/commit/{head}")
+    if oldrev is not None:
+        attrs["oldrev"] = oldrev
+    if merge_sha is not None:
+        attrs["merge_commit_sha"] = merge_sha
+    return payload
+
+
+def send_gitlab(url: str, event: str, payload: dict[str, Any], token: str | None = SECRET,
+                delivery: str | None = None) -> requests.Response:
+    headers = {"X-Gitlab-Event": event, "X-Gitlab-Event-UUID": delivery or str(uuid.uuid4()),
+               "Content-Type": "application/json"}
+    if token is not None:
+        headers["X-Gitlab-Token"] = token
+    return requests.post(f"{url}/webhooks/gitlab", data=json.dumps(payload).encode(), timeout=30, headers=headers)
