@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeGuard, TypeVar
 
 from bot.errors import PromisebotError
 from bot.forges.base import Event, EventKind, ForgeName, Repo
@@ -152,6 +152,26 @@ def _type_name(value: object) -> str:
             dict: "object"}.get(type(value), type(value).__name__)
 
 
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value)
+
+
+def _is_str(value: object) -> TypeGuard[str]:
+    return isinstance(value, str)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_bool(value: object) -> TypeGuard[bool]:
+    return isinstance(value, bool)
+
+
 class _Payload:
     """Typed access to a decoded JSON payload by dotted path; errors name the path."""
 
@@ -190,56 +210,44 @@ class _Payload:
     def _missing(self, path: str) -> EventError:
         return EventError(f"{self.context}: missing field {path}")
 
-    def text(self, path: str) -> str:
-        """The non-empty string at `path`."""
+    def _required(self, path: str, valid: Callable[[object], TypeGuard[T]], expected: str) -> T:
+        """The value at `path`, which must be there and `valid` (null is the wrong type)."""
         value = self._lookup(path)
         if value is _MISSING:
             raise self._missing(path)
-        if not isinstance(value, str) or not value:
-            raise self._wrong(path, value, "a non-empty string")
-        return value
+        if valid(value):
+            return value
+        raise self._wrong(path, value, expected)
+
+    def _optional(self, path: str, valid: Callable[[object], TypeGuard[T]], expected: str, default: D) -> T | D:
+        """The value at `path`, which must be `valid`; `default` when absent or null."""
+        value = self._lookup(path)
+        if value is _MISSING or value is None:
+            return default
+        if valid(value):
+            return value
+        raise self._wrong(path, value, expected)
+
+    def text(self, path: str) -> str:
+        """The non-empty string at `path`."""
+        return self._required(path, _is_text, "a non-empty string")
 
     def opt_text(self, path: str) -> str:
         """The string at `path`; "" when absent or null."""
-        value = self._lookup(path)
-        if value is _MISSING or value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self._wrong(path, value, "a string")
-        return value
+        return self._optional(path, _is_str, "a string", "")
 
     def integer(self, path: str) -> int:
-        value = self._lookup(path)
-        if value is _MISSING:
-            raise self._missing(path)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self._wrong(path, value, "an integer")
-        return value
+        return self._required(path, _is_int, "an integer")
 
     def opt_integer(self, path: str) -> int | None:
-        value = self._lookup(path)
-        if value is _MISSING or value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self._wrong(path, value, "an integer")
-        return value
+        return self._optional(path, _is_int, "an integer", None)
 
     def flag(self, path: str) -> bool:
-        value = self._lookup(path)
-        if value is _MISSING:
-            raise self._missing(path)
-        if not isinstance(value, bool):
-            raise self._wrong(path, value, "a boolean")
-        return value
+        return self._required(path, _is_bool, "a boolean")
 
     def opt_flag(self, path: str) -> bool:
         """The boolean at `path`; False when absent or null."""
-        value = self._lookup(path)
-        if value is _MISSING or value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self._wrong(path, value, "a boolean")
-        return value
+        return self._optional(path, _is_bool, "a boolean", False)
 
     def commit_messages(self, path: str) -> tuple[str, ...]:
         """The `message` of each commit in the array at `path`; () when absent."""

@@ -39,6 +39,7 @@ from bot.kratix.goduration import parse_seconds
 from bot.platform.schema_structural import (
     compiles,
     default_nodes,
+    json_type,
     normalise,
     pattern_warnings,
     structural_errors,
@@ -275,7 +276,8 @@ def _explain(error: ValidationError) -> Iterable[SchemaError]:
         return [SchemaError(path, f"unsupported value {_show(instance)}: must be one of {allowed}")]
     if kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
-        return [SchemaError(path, f"must be of type {wanted}, not {_json_type(instance)}")]
+        got = "null" if instance is None else json_type(instance)
+        return [SchemaError(path, f"must be of type {wanted}, not {got}")]
     if kind == "anyOf" and schema.get("anyOf", [None])[0] == {"type": "integer"}:
         return [SchemaError(path, "must be an integer or a string (int-or-string)")]
     if kind in ("maxItems", "minItems") and isinstance(instance, list):  # only arrays are checked
@@ -294,20 +296,6 @@ def _explain(error: ValidationError) -> Iterable[SchemaError]:
 def _show(value: Any) -> str:
     text = f'"{value}"' if isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 # ---------------------------------------------------------------------------- formats

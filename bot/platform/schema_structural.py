@@ -179,7 +179,8 @@ def default_nodes(schema: dict[str, Any]) -> Iterator[tuple[SchemaPath, dict[str
 # ---------------------------------------------------------------------------- decoding
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value that is not None (the schema decoder skips nulls)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -194,34 +195,34 @@ def _json_type(value: Any) -> str:
 def _decode(node: Any, path: SchemaPath) -> Iterator[Issue]:
     """Values of the wrong JSON type (Kubernetes fails to decode the CRD on those)."""
     if not isinstance(node, dict):
-        yield path, f"must be a schema (a mapping), not {_json_type(node)}"
+        yield path, f"must be a schema (a mapping), not {json_type(node)}"
         return
     for key, value in node.items():
         at = (*path, key)
         if value is None:
             continue
         if key in _STRING_KEYS and not isinstance(value, str):
-            yield at, f"must be a string, not {_json_type(value)}"
+            yield at, f"must be a string, not {json_type(value)}"
         elif key in _BOOL_KEYS and not isinstance(value, bool):
-            yield at, f"must be a boolean, not {_json_type(value)}"
+            yield at, f"must be a boolean, not {json_type(value)}"
         elif key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, int | float)):
-            yield at, f"must be a number, not {_json_type(value)}"
+            yield at, f"must be a number, not {json_type(value)}"
         elif key in _INTEGER_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            yield at, f"must be an integer, not {_json_type(value)}"
+            yield at, f"must be an integer, not {json_type(value)}"
         elif key in _STRING_LIST_KEYS and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
             yield at, "must be a list of strings"
         elif key == "enum" and not isinstance(value, list):
-            yield at, f"must be a list, not {_json_type(value)}"
+            yield at, f"must be a list, not {json_type(value)}"
         elif key in _SCHEMA_MAP_KEYS:
             if not isinstance(value, dict):
-                yield at, f"must be a mapping of names to schemas, not {_json_type(value)}"
+                yield at, f"must be a mapping of names to schemas, not {json_type(value)}"
             else:
                 for name, sub in value.items():
                     if sub is not None:
                         yield from _decode(sub, (*at, name))
         elif key in _SCHEMA_LIST_KEYS:
             if not isinstance(value, list):
-                yield at, f"must be a list of schemas, not {_json_type(value)}"
+                yield at, f"must be a list of schemas, not {json_type(value)}"
             else:
                 for i, sub in enumerate(value):
                     if sub is not None:
@@ -237,13 +238,13 @@ def _decode(node: Any, path: SchemaPath) -> Iterator[Issue]:
             yield from _decode(value, at)
         elif key == "dependencies":
             if not isinstance(value, dict):
-                yield at, f"must be a mapping, not {_json_type(value)}"
+                yield at, f"must be a mapping, not {json_type(value)}"
             else:
                 for name, sub in value.items():
                     if not isinstance(sub, list):
                         yield from _decode(sub, (*at, name))
         elif key == "externalDocs" and not isinstance(value, dict):
-            yield at, f"must be a mapping, not {_json_type(value)}"
+            yield at, f"must be a mapping, not {json_type(value)}"
         elif key == "x-kubernetes-validations":
             if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
                 yield at, "must be a list of rules (mappings with a rule)"

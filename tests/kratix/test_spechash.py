@@ -6,28 +6,12 @@ import copy
 import hashlib
 
 import pytest
+from redis_objects import redis_promise, redis_request
 
 from bot.kratix.spechash import go_json, spec_hash
-from bot.model.objects import Promise, ResourceRequest, Source
 
-
-def promise(spec: dict | None = None) -> Promise:
-    body = {"apiVersion": "platform.kratix.io/v1alpha1", "kind": "Promise",
-            "metadata": {"name": "redis", "labels": {}}, "spec": spec if spec is not None else {"dependencies": []}}
-    return Promise(name="redis", body=body, source=Source("promises/redis.yaml"))
-
-
-def request(spec: dict | None = None, labels: dict | None = None) -> ResourceRequest:
-    body = {"apiVersion": "marketplace.kratix.io/v1alpha1", "kind": "Redis",
-            "metadata": {"name": "my-redis", "namespace": "default", "labels": dict(labels or {})},
-            "spec": spec if spec is not None else {"size": "small"}}
-    return ResourceRequest(promise="redis", api_version="marketplace.kratix.io/v1alpha1", kind="Redis",
-                           group="marketplace.kratix.io", name="my-redis", namespace="default", body=body,
-                           source=Source("requests/my-redis.yaml"))
-
-
-P = promise()
-R = request()
+P = redis_promise()
+R = redis_request()
 
 
 def md5(text: str) -> str:
@@ -55,14 +39,14 @@ def test_go_json_floats(number, text):
 
 
 def test_promise_workflow_hash():
-    p = promise({"destinationSelectors": [{"matchLabels": {"env": "prod"}}], "api": {"kind": "CRD"}})
+    p = redis_promise({"destinationSelectors": [{"matchLabels": {"env": "prod"}}], "api": {"kind": "CRD"}})
     expected = md5('{"api":{"kind":"CRD"},"destinationSelectors":[{"matchLabels":{"env":"prod"}}]}')
     assert spec_hash(p) == expected
 
 
 def test_resource_workflow_hash():
-    p = promise({"dependencies": []})
-    r = request({"size": "small", "memory": "1<2"})
+    p = redis_promise({"dependencies": []})
+    r = redis_request({"size": "small", "memory": "1<2"})
     promise_part = md5('{"dependencies":[]}')
     request_part = md5('{"memory":"1\\u003c2","size":"small"}')
     assert spec_hash(p, r) == md5(f"{promise_part}-{request_part}")
@@ -75,5 +59,5 @@ def test_request_without_spec_hashes_null():
 
 
 def test_hash_changes_with_spec_not_labels():
-    assert spec_hash(P, R) == spec_hash(P, request(labels={"team": "a"}))
-    assert spec_hash(P, R) != spec_hash(P, request({"size": "large"}))
+    assert spec_hash(P, R) == spec_hash(P, redis_request(labels={"team": "a"}))
+    assert spec_hash(P, R) != spec_hash(P, redis_request({"size": "large"}))

@@ -1,9 +1,8 @@
 """Loading a platform repo: recognition, defaults, settings, exclusions, Git commits."""
 
-from pathlib import Path
 
 import git
-from paths import EXAMPLE_PLATFORM
+from paths import EXAMPLE_PLATFORM, write_files
 
 from bot.model.objects import Ref, Source
 from bot.platform.loader import DirSource, GitTreeSource, load_platform, load_platform_dir
@@ -62,14 +61,6 @@ spec:
 """
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
 def test_example_platform_objects_and_defaults():
     platform = load_platform_dir(EXAMPLE)
     assert set(platform.promises) == {"team-namespace", "web-app"}
@@ -102,7 +93,7 @@ def test_example_requests_have_namespace_and_schema_defaults():
 
 
 def test_promise_model(tmp_path):
-    _write(tmp_path, {"db.yaml": PROMISE})
+    write_files(tmp_path, {"db.yaml": PROMISE})
     promise = load_platform_dir(tmp_path).promises["db"]
     assert promise.destination_selectors == {"env": "dev", "zone": "a", "tier": "gold"}  # AND, first wins
     assert promise.required_promises == [{"name": "network", "version": "v1.0.0"}]
@@ -121,7 +112,7 @@ def test_promise_model(tmp_path):
 
 
 def test_requests_match_any_served_version_and_other_objects_are_ignored(tmp_path):
-    _write(tmp_path, {
+    write_files(tmp_path, {
         "db.yaml": PROMISE,
         "requests/a.yaml": "apiVersion: test.io/v1beta1\nkind: Database\nmetadata: {name: a, namespace: team}\n",
         "requests/b.yml": "apiVersion: test.io/v1\nkind: Database\nmetadata: {name: b}\nspec: {size: big}\n",
@@ -136,7 +127,7 @@ def test_requests_match_any_served_version_and_other_objects_are_ignored(tmp_pat
 
 
 def test_state_store_defaults(tmp_path):
-    _write(tmp_path, {"stores.yaml": """apiVersion: platform.kratix.io/v1alpha1
+    write_files(tmp_path, {"stores.yaml": """apiVersion: platform.kratix.io/v1alpha1
 kind: GitStateStore
 metadata: {name: g}
 spec:
@@ -160,7 +151,7 @@ spec: {bucketName: x, endpoint: s3.example.com, secretRef: {name: s3}}
 
 
 def test_settings_file_excludes_and_is_not_an_object(tmp_path):
-    _write(tmp_path, {
+    write_files(tmp_path, {
         ".promisebot.yaml": "exclude: ['drafts/**', '*.draft.yaml']\nrunner: {timeoutSeconds: 30}\n",
         "drafts/broken.yaml": "a: [\n",
         "x/y.draft.yaml": "a: [\n",
@@ -174,7 +165,7 @@ def test_settings_file_excludes_and_is_not_an_object(tmp_path):
 
 
 def test_a_bad_settings_file_is_a_problem_and_defaults_apply(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "maxFileBytes: lots\ncolour: blue\n"})
+    write_files(tmp_path, {".promisebot.yaml": "maxFileBytes: lots\ncolour: blue\n"})
     platform = load_platform_dir(tmp_path)
     messages = [(p.source.line, p.field, p.message) for p in platform.problems]
     assert (2, "colour", messages[0][2]) == messages[0] and "unknown setting" in messages[0][2]
@@ -183,7 +174,7 @@ def test_a_bad_settings_file_is_a_problem_and_defaults_apply(tmp_path):
 
 
 def test_a_mistyped_setting_is_reported_and_its_default_kept(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "exclude: drafts\nrunner: 5\nstateBranch: state\n"})
+    write_files(tmp_path, {".promisebot.yaml": "exclude: drafts\nrunner: 5\nstateBranch: state\n"})
     platform = load_platform_dir(tmp_path)
     assert [(p.source.line, p.field) for p in platform.problems] == [(1, "exclude"), (2, "runner")]
     assert platform.settings.exclude == [] and platform.settings.state_branch == "state"
@@ -191,7 +182,7 @@ def test_a_mistyped_setting_is_reported_and_its_default_kept(tmp_path):
 
 def test_git_commit_is_read_without_checkout(tmp_path):
     repo = git.Repo.init(tmp_path, initial_branch="main")
-    _write(tmp_path, {"db.yaml": PROMISE, "r.yaml": "apiVersion: test.io/v1\nkind: Database\nmetadata: {name: r}\n"})
+    write_files(tmp_path, {"db.yaml": PROMISE, "r.yaml": "apiVersion: test.io/v1\nkind: Database\nmetadata: {name: r}\n"})
     (tmp_path / "link.yaml").symlink_to("db.yaml")
     repo.index.add(["db.yaml", "r.yaml", "link.yaml"])
     first = repo.index.commit("first", author=git.Actor("t", "t@example.com"))
@@ -220,7 +211,7 @@ def test_unknown_revision_is_a_problem_not_a_crash(tmp_path):
 
 
 def test_null_store_fields_and_an_empty_filename_take_their_defaults(tmp_path):
-    _write(tmp_path, {
+    write_files(tmp_path, {
         "s.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: GitStateStore\nmetadata: {name: g}\n"
                   "spec: {url: 'https://x/s.git', branch: null, authMethod: null, path: null}\n",
         "d.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: Destination\nmetadata: {name: d}\n"

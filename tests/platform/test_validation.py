@@ -2,13 +2,11 @@
 the example platform and real-world Kratix YAML validate clean; the `validate` command."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import run_validate
 from paths import EXAMPLE_PLATFORM, FIXTURES
 
 from bot.platform.loader import load_platform_dir
@@ -17,7 +15,6 @@ from bot.platform.validate.platform import validate_platform
 FIXTURES = FIXTURES
 BROKEN = FIXTURES / "broken"
 EXAMPLE = EXAMPLE_PLATFORM
-PROMISEBOT = Path(sys.executable).parent / "promisebot"
 
 # case file -> (line, field path, message fragment). One error per case; in the static files
 # the offending line carries a "# expect" marker (checked below).
@@ -282,13 +279,8 @@ def test_real_world_kratix_yaml_validates_unchanged():
 # ---------------------------------------------------------------------------- CLI
 
 
-def _validate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PROMISEBOT), "validate", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
-
-
 def test_cli_valid_platform_exits_0_with_a_summary():
-    result = _validate(str(EXAMPLE))
+    result = run_validate(str(EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Promises: 2" in result.stdout
     assert "Destinations: 3" in result.stdout
@@ -296,14 +288,14 @@ def test_cli_valid_platform_exits_0_with_a_summary():
 
 
 def test_cli_invalid_platform_exits_1_listing_file_line_field():
-    result = _validate(str(BROKEN))
+    result = run_validate(str(BROKEN))
     assert result.returncode == 1
     assert "promises/container-no-image.yaml:17: spec.workflows.resource.configure[0].spec.containers[1].image: " \
            "required" in result.stdout.splitlines()
 
 
 def test_cli_json_output(tmp_path):
-    result = _validate(str(BROKEN), "--output", "json")
+    result = run_validate(str(BROKEN), "--output", "json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["valid"] is False
@@ -313,14 +305,14 @@ def test_cli_json_output(tmp_path):
     assert "default/first" in report["objects"]["requests"]["widget"]
     assert report["objects"]["ignored"] == ["requests/unserved-version.yaml:1"]
 
-    ok = json.loads(_validate(str(EXAMPLE), "--output", "json").stdout)
+    ok = json.loads(run_validate(str(EXAMPLE), "--output", "json").stdout)
     assert ok["valid"] is True and ok["problems"] == []
 
 
 def test_cli_usage_errors_exit_2(tmp_path):
-    assert _validate(str(tmp_path / "missing")).returncode == 2
+    assert run_validate(str(tmp_path / "missing")).returncode == 2
     (tmp_path / "file").write_text("x")
-    result = _validate(str(tmp_path / "file"))
+    result = run_validate(str(tmp_path / "file"))
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
-    assert _validate("--output", "xml").returncode == 2
+    assert run_validate("--output", "xml").returncode == 2

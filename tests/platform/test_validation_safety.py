@@ -2,21 +2,18 @@
 aggregatedYAML file names), of the bookkeeping branch, of `spec.api`'s apiVersion/kind and of
 the file-size cap; and `validate` never crashing, whatever the input."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import git
 import pytest
+from cli import run_validate
+from paths import write_files
 
 from bot.model.objects import Ref
 from bot.platform.loader import GitTreeSource, load_platform, load_platform_dir
 from bot.platform.validate.platform import invalid_objects, validate_platform
 from bot.platform.validate.stores import filename_error, path_error
 from bot.settings import state_branch_conflict
-
-PROMISEBOT = Path(sys.executable).parent / "promisebot"
 
 GIT_STORE = """apiVersion: platform.kratix.io/v1alpha1
 kind: GitStateStore
@@ -53,14 +50,6 @@ spec:
 {schema}"""
 CRD_HEAD = "    apiVersion: apiextensions.k8s.io/v1\n    kind: CustomResourceDefinition\n"
 SIMPLE_SCHEMA = "              type: object\n              properties: {spec: {type: object}}\n"
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def _store(name: str = "store", url: str = "https://git.example.com/state.git", extra: str = "") -> str:
@@ -127,7 +116,7 @@ def test_unsafe_filenames(name, why):
 
 @pytest.mark.parametrize("path", ["../..", "x/../prod", "/prod", "../../../tmp/x"])
 def test_validate_rejects_an_escaping_destination_path(tmp_path, path):
-    _write(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", f"'{path}'")})
+    write_files(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", f"'{path}'")})
     errors = _errors(tmp_path)
     assert [(f, line, field) for f, line, field, _ in errors] == [("d.yaml", 5, "spec.path")]
 
@@ -137,22 +126,22 @@ def test_validate_rejects_an_escaping_destination_path(tmp_path, path):
 def test_validate_rejects_an_escaping_state_store_path(tmp_path, kind, path):
     spec = ("  url: https://git.example.com/s.git\n" if kind == "GitStateStore" else
             "  bucketName: b\n  endpoint: s3.example.com\n  secretRef: {name: creds}\n")
-    _write(tmp_path, {"s.yaml": f"apiVersion: platform.kratix.io/v1alpha1\nkind: {kind}\nmetadata: {{name: s}}\n"
-                                f"spec:\n{spec}  path: '{path}'\n"})
+    write_files(tmp_path, {"s.yaml": f"apiVersion: platform.kratix.io/v1alpha1\nkind: {kind}\nmetadata: {{name: s}}\n"
+                                     f"spec:\n{spec}  path: '{path}'\n"})
     errors = _errors(tmp_path)
     assert [(f, field) for f, _line, field, _ in errors] == [("s.yaml", "spec.path")]
     assert errors[0][1] == len(spec.splitlines()) + 5  # the line of spec.path
 
 
 def test_root_store_and_destination_paths_are_accepted(tmp_path):
-    _write(tmp_path, {"s.yaml": _store(extra="  path: /\n"), "d.yaml": _dest("d", "/"),
-                      "e.yaml": _dest("e", "'./team-a/'")})
+    write_files(tmp_path, {"s.yaml": _store(extra="  path: /\n"), "d.yaml": _dest("d", "/"),
+                           "e.yaml": _dest("e", "'./team-a/'")})
     assert _errors(tmp_path) == []
 
 
 def test_validate_rejects_an_escaping_aggregated_filename(tmp_path):
     extra = "  filepath: {mode: aggregatedYAML, filename: ../../../escape.yaml}\n"
-    _write(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
+    write_files(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
     assert [(f, field) for f, _, field, _ in _errors(tmp_path)] == [("d.yaml", "spec.filepath.filename")]
 
 
@@ -160,40 +149,40 @@ def test_validate_rejects_an_escaping_aggregated_filename(tmp_path):
 def test_filename_with_other_modes_is_accepted_and_ignored(tmp_path, mode):
     # Kratix types filename as a plain optional string and only uses it for aggregatedYAML.
     extra = f"  filepath: {{mode: {mode}, filename: whatever.yaml}}\n"
-    _write(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
+    write_files(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
     assert validate_platform(load_platform_dir(tmp_path)) == []
 
 
 def test_filename_of_another_type_is_still_an_error(tmp_path):
     extra = "  filepath: {mode: none, filename: [a]}\n"
-    _write(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
+    write_files(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
     assert [(field, msg) for _, _, field, msg in _errors(tmp_path)] == [
         ("spec.filepath.filename", "must be a string, not list")]
 
 
 def test_empty_aggregated_filename_takes_the_default(tmp_path):
     extra = "  filepath: {mode: aggregatedYAML, filename: ''}\n"
-    _write(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
+    write_files(tmp_path, {"s.yaml": _store(), "d.yaml": _dest("d", "d", extra=extra)})
     platform = load_platform_dir(tmp_path)
     assert validate_platform(platform) == []
     assert platform.destinations["d"].filename == "aggregated.yaml"
 
 
 def test_a_promise_name_that_is_a_path_is_an_error(tmp_path):
-    _write(tmp_path, {"p.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: Promise\n"
-                                "metadata: {name: a/../../../../prod}\nspec: {}\n"})
+    write_files(tmp_path, {"p.yaml": "apiVersion: platform.kratix.io/v1alpha1\nkind: Promise\n"
+                                     "metadata: {name: a/../../../../prod}\nspec: {}\n"})
     errors = _errors(tmp_path)
     assert [(field, line) for _, line, field, _ in errors] == [("metadata.name", 3)]
     assert "invalid name 'a/../../../../prod'" in errors[0][3]
 
 
 def test_destinations_resolving_to_the_same_path_of_one_store_are_an_error(tmp_path):
-    _write(tmp_path, {"s.yaml": _store(), "a.yaml": _dest("a", "prod"), "b.yaml": _dest("b", "./prod/")})
+    write_files(tmp_path, {"s.yaml": _store(), "a.yaml": _dest("a", "prod"), "b.yaml": _dest("b", "./prod/")})
     assert [(f, field) for f, _, field, _ in _errors(tmp_path)] == [("b.yaml", "spec.path")]
 
 
 def test_destinations_resolving_to_the_same_place_through_two_stores_are_an_error(tmp_path):
-    _write(tmp_path, {
+    write_files(tmp_path, {
         "s.yaml": _store("one", extra="  path: clusters\n"),
         "t.yaml": _store("two", url="https://git.example.com/state.git/", extra="  branch: main\n"),
         "a.yaml": _dest("a", "prod", store="one"),
@@ -207,7 +196,7 @@ def test_destinations_resolving_to_the_same_place_through_two_stores_are_an_erro
 def test_same_path_on_other_branches_or_buckets_is_fine(tmp_path):
     bucket = ("apiVersion: platform.kratix.io/v1alpha1\nkind: BucketStateStore\nmetadata: {name: b}\n"
               "spec: {bucketName: b, endpoint: s3.example.com, secretRef: {name: c}}\n")
-    _write(tmp_path, {
+    write_files(tmp_path, {
         "s.yaml": _store("one"),
         "t.yaml": _store("two", extra="  branch: other\n"),
         "u.yaml": bucket,
@@ -219,7 +208,7 @@ def test_same_path_on_other_branches_or_buckets_is_fine(tmp_path):
 
 
 def test_invalid_objects_names_what_the_engine_must_not_reconcile(tmp_path):
-    _write(tmp_path, {
+    write_files(tmp_path, {
         "s.yaml": _store(),
         "bad-store.yaml": _store("bad", extra="  path: ../../x\n"),
         "ok.yaml": _dest("ok", "ok"),
@@ -252,7 +241,7 @@ def test_invalid_objects_names_what_the_engine_must_not_reconcile(tmp_path):
     ],
 )
 def test_a_bad_state_branch_is_reported_at_its_line(tmp_path, value, fragment):
-    _write(tmp_path, {".promisebot.yaml": f"exclude: []\nstateBranch: {value}\n"})
+    write_files(tmp_path, {".promisebot.yaml": f"exclude: []\nstateBranch: {value}\n"})
     problems = validate_platform(load_platform_dir(tmp_path))
     assert [(p.source.file, p.source.line, p.field, p.severity) for p in problems] == [
         (".promisebot.yaml", 2, "stateBranch", "error")]
@@ -260,25 +249,25 @@ def test_a_bad_state_branch_is_reported_at_its_line(tmp_path, value, fragment):
 
 
 def test_a_bad_state_branch_is_never_used(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "stateBranch: main\n"})
+    write_files(tmp_path, {".promisebot.yaml": "stateBranch: main\n"})
     assert load_platform_dir(tmp_path).settings.state_branch == "promisebot/state"
 
 
 def test_state_branch_equal_to_a_git_store_branch_is_an_error(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "# settings\nstateBranch: deploy\n",
-                      "s.yaml": _store(extra="  branch: deploy\n"), "t.yaml": _store("other")})
+    write_files(tmp_path, {".promisebot.yaml": "# settings\nstateBranch: deploy\n",
+                           "s.yaml": _store(extra="  branch: deploy\n"), "t.yaml": _store("other")})
     errors = _errors(tmp_path)
     assert [(f, line, field) for f, line, field, _ in errors] == [(".promisebot.yaml", 2, "stateBranch")]
     assert "'deploy' is the branch GitStateStore store (s.yaml:1) writes to" in errors[0][3]
 
 
 def test_default_state_branch_equal_to_a_git_store_branch_is_reported_on_the_store(tmp_path):
-    _write(tmp_path, {"s.yaml": _store(extra="  branch: promisebot/state\n")})
+    write_files(tmp_path, {"s.yaml": _store(extra="  branch: promisebot/state\n")})
     assert [(f, line, field) for f, line, field, _ in _errors(tmp_path)] == [("s.yaml", 6, "spec.branch")]
 
 
 def test_a_valid_state_branch_is_fine(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "stateBranch: platform/bookkeeping\n", "s.yaml": _store()})
+    write_files(tmp_path, {".promisebot.yaml": "stateBranch: platform/bookkeeping\n", "s.yaml": _store()})
     platform = load_platform_dir(tmp_path)
     assert validate_platform(platform) == []
     assert platform.settings.state_branch == "platform/bookkeeping"
@@ -286,7 +275,7 @@ def test_a_valid_state_branch_is_fine(tmp_path):
 
 def test_state_branch_is_checked_in_a_commit_too(tmp_path):
     repo = git.Repo.init(tmp_path, initial_branch="work")
-    _write(tmp_path, {".promisebot.yaml": "exclude: []\n\nstateBranch: master\n"})
+    write_files(tmp_path, {".promisebot.yaml": "exclude: []\n\nstateBranch: master\n"})
     repo.index.add([".promisebot.yaml"])
     repo.index.commit("settings", author=git.Actor("t", "t@example.com"))
     (tmp_path / ".promisebot.yaml").write_text("stateBranch: fine\n")  # the commit is what counts
@@ -309,12 +298,11 @@ def test_state_branch_conflict_helper():
      "    apiVersion: apiextensions.k8s.io/v1\n    kind: Deployment\n"],
 )
 def test_other_api_version_or_kind_only_warns(tmp_path, head):
-    _write(tmp_path, {"p.yaml": PROMISE.format(name="p", api_head=head, schema=SIMPLE_SCHEMA)})
+    write_files(tmp_path, {"p.yaml": PROMISE.format(name="p", api_head=head, schema=SIMPLE_SCHEMA)})
     problems = validate_platform(load_platform_dir(tmp_path))
     assert [(p.severity, p.source.line) for p in problems] == [("warning", 7 if "v1beta1" in head else 8)]
     assert "whatever it says (Kratix ignores this field)" in problems[0].message
-    result = subprocess.run([str(PROMISEBOT), "validate", str(tmp_path)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
+    result = run_validate(str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid: 0 error(s), 1 warning(s)" in result.stdout
 
@@ -322,7 +310,7 @@ def test_other_api_version_or_kind_only_warns(tmp_path, head):
 @pytest.mark.parametrize("missing", ["apiVersion", "kind"])
 def test_api_version_and_kind_are_required(tmp_path, missing):
     head = "".join(line + "\n" for line in CRD_HEAD.splitlines() if missing not in line)
-    _write(tmp_path, {"p.yaml": PROMISE.format(name="p", api_head=head, schema=SIMPLE_SCHEMA)})
+    write_files(tmp_path, {"p.yaml": PROMISE.format(name="p", api_head=head, schema=SIMPLE_SCHEMA)})
     assert [(field, msg) for _, _, field, msg in _errors(tmp_path)] == [(f"spec.api.{missing}", "required")]
 
 
@@ -346,7 +334,7 @@ def _big_promise(target_bytes: int) -> str:
 def test_a_promise_of_1_4_mb_loads_and_validates(tmp_path):
     text = _big_promise(1_400_000)
     assert 1_400_000 <= len(text) < 1_500_000
-    _write(tmp_path, {"p.yaml": text})
+    write_files(tmp_path, {"p.yaml": text})
     platform = load_platform_dir(tmp_path)
     assert validate_platform(platform) == []
     assert platform.settings.max_file_bytes == 3 * 2**20
@@ -354,14 +342,14 @@ def test_a_promise_of_1_4_mb_loads_and_validates(tmp_path):
 
 
 def test_the_cap_still_applies_above_3_mib(tmp_path):
-    _write(tmp_path, {"big.yaml": "# padding\n" * (3 * 2**20 // 10 + 1)})
+    write_files(tmp_path, {"big.yaml": "# padding\n" * (3 * 2**20 // 10 + 1)})
     problems = validate_platform(load_platform_dir(tmp_path))
     assert [p.source.file for p in problems] == ["big.yaml"]
     assert "over the 3145728-byte cap" in problems[0].message and "not parsed" in problems[0].message
 
 
 def test_the_cap_is_still_configurable(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "maxFileBytes: 1000000\n", "p.yaml": _big_promise(1_400_000)})
+    write_files(tmp_path, {".promisebot.yaml": "maxFileBytes: 1000000\n", "p.yaml": _big_promise(1_400_000)})
     problems = validate_platform(load_platform_dir(tmp_path))
     assert [p.source.file for p in problems] == ["p.yaml"]
     assert "over the 1000000-byte cap" in problems[0].message
@@ -400,22 +388,21 @@ ODD_DOCUMENTS = {
 
 
 def test_odd_inputs_are_reported_never_raised(tmp_path):
-    _write(tmp_path, ODD_DOCUMENTS)
+    write_files(tmp_path, ODD_DOCUMENTS)
     platform = load_platform_dir(tmp_path)
     problems = validate_platform(platform)
     invalid_objects(platform)
     files = {p.source.file for p in problems if p.severity == "error"}
     assert files >= set(ODD_DOCUMENTS) - {"s2.yaml"}
     assert not any("None" in p.message for p in problems)
-    result = subprocess.run([str(PROMISEBOT), "validate", str(tmp_path)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, check=False)
+    result = run_validate(str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_state_branch_conflict_uses_the_file_value_when_another_setting_is_bad(tmp_path):
-    _write(tmp_path, {".promisebot.yaml": "maxFileBytes: lots\nstateBranch: deploy\n",
-                      "s.yaml": _store(extra="  branch: deploy\n")})
+    write_files(tmp_path, {".promisebot.yaml": "maxFileBytes: lots\nstateBranch: deploy\n",
+                           "s.yaml": _store(extra="  branch: deploy\n")})
     errors = _errors(tmp_path)
     assert [(f, line, field) for f, line, field, _ in errors] == [(".promisebot.yaml", 1, ""),
                                                                  (".promisebot.yaml", 2, "stateBranch")]

@@ -7,9 +7,10 @@ import copy
 from datetime import UTC, datetime
 
 import pytest
+from redis_objects import redis_promise, redis_request
 
 from bot.kratix.labels import MANUAL_RECONCILIATION_LABEL, PAUSED_LABEL, RECONCILE_RESOURCES_LABEL
-from bot.model.objects import Promise, Ref, ResourceRequest, Source
+from bot.model.objects import Ref
 from bot.model.records import ObjectRecord
 from bot.reconcile.decide import (
     CREATED,
@@ -32,24 +33,8 @@ NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 INTERVAL = 36000.0  # 10h
 
 
-def promise(spec: dict | None = None, labels: dict | None = None) -> Promise:
-    body = {"apiVersion": "platform.kratix.io/v1alpha1", "kind": "Promise",
-            "metadata": {"name": "redis", "labels": dict(labels or {})},
-            "spec": spec if spec is not None else {"dependencies": []}}
-    return Promise(name="redis", body=body, source=Source("promises/redis.yaml"))
-
-
-def request(spec: dict | None = None, labels: dict | None = None) -> ResourceRequest:
-    body = {"apiVersion": "marketplace.kratix.io/v1alpha1", "kind": "Redis",
-            "metadata": {"name": "my-redis", "namespace": "default", "labels": dict(labels or {})},
-            "spec": spec if spec is not None else {"size": "small"}}
-    return ResourceRequest(promise="redis", api_version="marketplace.kratix.io/v1alpha1", kind="Redis",
-                           group="marketplace.kratix.io", name="my-redis", namespace="default", body=body,
-                           source=Source("requests/my-redis.yaml"))
-
-
-P = promise()
-R = request()
+P = redis_promise()
+R = redis_request()
 R_REF = Ref("Redis.marketplace.kratix.io", "my-redis", "default")
 PAUSED = {PAUSED_LABEL: "true"}
 MANUAL_LABEL = {MANUAL_RECONCILIATION_LABEL: "true"}
@@ -82,7 +67,7 @@ def test_nothing_changed_runs_nothing():
 
 
 def test_label_or_annotation_only_edits_do_not_rerun():
-    relabelled = request(labels={"team": "a"})
+    relabelled = redis_request(labels={"team": "a"})
     assert request_cache_key(P, relabelled) == KEY
     assert reason(request_cache_key(P, relabelled), relabelled.labels, ran(KEY)) == (None, 0)
     annotated = copy.deepcopy(P)
@@ -92,11 +77,11 @@ def test_label_or_annotation_only_edits_do_not_rerun():
 
 
 def test_request_spec_edit_reruns_it():
-    assert reason(request_cache_key(P, request({"size": "large"})), record=ran(KEY)) == (SPEC_CHANGED, 0)
+    assert reason(request_cache_key(P, redis_request({"size": "large"})), record=ran(KEY)) == (SPEC_CHANGED, 0)
 
 
 def test_spec_and_label_edit_together_rerun():
-    edited = request({"size": "large"}, labels={"team": "a"})
+    edited = redis_request({"size": "large"}, labels={"team": "a"})
     assert reason(request_cache_key(P, edited), edited.labels, ran(KEY)) == (SPEC_CHANGED, 0)
 
 
@@ -104,13 +89,13 @@ def test_spec_and_label_edit_together_rerun():
 
 
 def test_promise_spec_change_reruns_promise_and_its_requests():
-    changed = promise({"dependencies": [{"kind": "Namespace"}]})
+    changed = redis_promise({"dependencies": [{"kind": "Namespace"}]})
     assert reason(promise_cache_key(changed), record=ran(promise_cache_key(P))) == (SPEC_CHANGED, 0)
     assert reason(request_cache_key(changed, R), record=ran(KEY)) == (SPEC_CHANGED, 0)
 
 
 def test_promise_label_only_edit_reruns_neither():
-    relabelled = promise(labels={"owner": "x"})
+    relabelled = redis_promise(labels={"owner": "x"})
     assert promise_cache_key(relabelled) == promise_cache_key(P)
     assert request_cache_key(relabelled, R) == KEY
 
@@ -125,7 +110,7 @@ def test_reconcile_resources_label_reruns_requests_once_per_appearance():
     # every request of the Promise is forced to run from the start, whatever its key says
     assert reason(KEY, record=ran(KEY), forced=RECONCILE_RESOURCES) == (RECONCILE_RESOURCES, 0)
     # not the Promise's own workflow
-    key = promise_cache_key(promise(labels=labels))
+    key = promise_cache_key(redis_promise(labels=labels))
     assert reason(key, labels, ran(promise_cache_key(P))) == (None, 0)
 
 
@@ -145,7 +130,7 @@ def test_manual_reconciliation_label_left_in_place_does_not_rerun_again():
 
 def test_manual_reconciliation_of_a_promise_does_not_rerun_its_requests():
     # the label is on the Promise, not on the request; the request's key is unchanged
-    manual = promise(labels=MANUAL_LABEL)
+    manual = redis_promise(labels=MANUAL_LABEL)
     assert reason(request_cache_key(manual, R), R.labels, ran(KEY)) == (None, 0)
 
 
@@ -158,9 +143,9 @@ def test_manual_reconciliation_restarts_a_suspended_workflow():
 
 
 def test_paused_request_or_promise_runs_nothing():
-    assert is_paused(P, request(labels=PAUSED))
-    assert is_paused(promise(labels=PAUSED))
-    assert is_paused(promise(labels=PAUSED), R), "a paused Promise pauses its requests"
+    assert is_paused(P, redis_request(labels=PAUSED))
+    assert is_paused(redis_promise(labels=PAUSED))
+    assert is_paused(redis_promise(labels=PAUSED), R), "a paused Promise pauses its requests"
     assert not is_paused(P, R) and not is_paused(None, R)
 
 
@@ -173,7 +158,7 @@ def test_unpausing_reruns_from_the_start_once():
 
 def test_labels_must_be_exactly_true_as_in_kratix():
     capital = {PAUSED_LABEL: "True", MANUAL_RECONCILIATION_LABEL: "True", RECONCILE_RESOURCES_LABEL: "True"}
-    assert not is_paused(promise(labels=capital), request(labels=capital))
+    assert not is_paused(redis_promise(labels=capital), redis_request(labels=capital))
     assert reason(KEY, capital, ran(KEY)) == (None, 0)
     assert not label_pending(capital, RECONCILE_RESOURCES_LABEL, answered=False)
 

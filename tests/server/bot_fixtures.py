@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from fake_runner import FakeRunner
 from flask import Flask
+from forge_servers.github import GitHubServer
 from paths import FIXTURES
 from reconcile_fixtures import destination, git, promise, request
 from werkzeug.serving import make_server
@@ -179,6 +181,35 @@ def serve(app: Flask) -> Iterator[str]:
         http.shutdown()
         thread.join()
         http.server_close()
+
+
+def github_config(github: GitHubServer, tmp: Path, **settings: Any) -> BotConfig:
+    """The bot's settings for the GitHub stand-in: its token and webhook secret, data under `tmp`."""
+    return BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
+                     data_dir=tmp / "data", **settings)
+
+
+@contextmanager
+def github_world(tmp: Path, **settings: Any) -> Iterator[tuple[PlatformRemote, GitHubServer, BotConfig]]:
+    """A platform repo under `tmp`, the GitHub stand-in knowing TOKEN and REPO, and the bot's
+    settings for it (`settings`: more BotConfig fields)."""
+    platform = PlatformRemote(tmp)
+    with GitHubServer() as github:
+        github.add_token(TOKEN)
+        github.add_repo(REPO)
+        yield platform, github, github_config(github, tmp, **settings)
+
+
+@contextmanager
+def github_bot(tmp: Path) -> Iterator[tuple[PlatformRemote, GitHubServer, BotServer, FakeRunner]]:
+    """`github_world` with a running BotServer whose pipelines go through a FakeRunner."""
+    with github_world(tmp) as (platform, github, config):
+        runner = FakeRunner()
+        bot = BotServer(config, runner)
+        try:
+            yield platform, github, bot, runner
+        finally:
+            bot.close()
 
 
 def github_payload(name: str, **changes: Any) -> dict[str, Any]:

@@ -5,30 +5,17 @@ Pipelines run through the fake runner here (tests/bot/test_bot_docker.py runs re
 from __future__ import annotations
 
 import pytest
-from bot_fixtures import REPO, SECRET, TOKEN, BotServer, PlatformRemote, github_pull_event, send_github
-from fake_runner import FakeRunner
-from forge_servers.github import GitHubServer
+from bot_fixtures import REPO, SECRET, github_bot, github_pull_event, send_github
 
 from bot.forges.comment import MARKER
-from bot.server.config import BotConfig
 
 R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 
 
 @pytest.fixture
 def world(tmp_path):
-    platform = PlatformRemote(tmp_path)
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        runner = FakeRunner()
-        config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data")
-        bot = BotServer(config, runner)
-        try:
-            yield platform, github, bot, runner
-        finally:
-            bot.close()
+    with github_bot(tmp_path) as world:
+        yield world
 
 
 def plan_comments(github):

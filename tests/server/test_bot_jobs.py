@@ -13,6 +13,7 @@ from bot_fixtures import (
     TOKEN,
     BotServer,
     PlatformRemote,
+    github_config,
     github_pull_event,
     gitlab_mr_event,
     send_github,
@@ -27,11 +28,6 @@ from bot.server.config import BotConfig
 from runners.base import PipelineJob, PipelineResult
 
 MR_HOOK = "Merge Request Hook"
-
-
-def github_config(github, tmp_path):
-    return BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                     data_dir=tmp_path / "data")
 
 
 def gitlab_config(gitlab, tmp_path):

@@ -6,12 +6,9 @@ other branches are left alone."""
 from __future__ import annotations
 
 import pytest
-from bot_fixtures import REPO, SECRET, TOKEN, BotServer, PlatformRemote, github_push_event, send_github
-from fake_runner import FakeRunner
-from forge_servers.github import GitHubServer
+from bot_fixtures import REPO, github_bot, github_push_event, send_github
 from reconcile_fixtures import git
 
-from bot.server.config import BotConfig
 from bot.state.bookkeeping import EVENT_TRAILER
 
 R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
@@ -19,18 +16,8 @@ R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 
 @pytest.fixture
 def world(tmp_path):
-    platform = PlatformRemote(tmp_path)
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        runner = FakeRunner()
-        config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data")
-        bot = BotServer(config, runner)
-        try:
-            yield platform, github, bot, runner
-        finally:
-            bot.close()
+    with github_bot(tmp_path) as world:
+        yield world
 
 
 def store_head(platform):

@@ -22,7 +22,16 @@ from typing import Any
 
 import pytest
 import requests
-from bot_fixtures import REPO, SECRET, TOKEN, BotServer, PlatformRemote, github_pull_event, send_github
+from bot_fixtures import (
+    REPO,
+    SECRET,
+    TOKEN,
+    BotServer,
+    PlatformRemote,
+    github_pull_event,
+    github_world,
+    send_github,
+)
 from fake_runner import FakeRunner
 from forge_servers.github import GitHubServer
 from forge_servers.gitlab import DEFAULT_TOKEN as GITLAB_TOKEN
@@ -76,13 +85,8 @@ def push_to_main(platform: PlatformRemote, name: str) -> str:
 
 @pytest.fixture
 def world(tmp_path):
-    platform = PlatformRemote(tmp_path)
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data")
-        yield platform, github, config
+    with github_world(tmp_path) as world:
+        yield world
 
 
 def first_life(platform: PlatformRemote, github: GitHubServer, config: BotConfig) -> str:

@@ -14,9 +14,8 @@ import threading
 import time
 
 import pytest
-from bot_fixtures import REPO, SECRET, TOKEN, PlatformRemote, github_pull_event
+from bot_fixtures import REPO, github_pull_event, github_world
 from fake_runner import FakeRunner
-from forge_servers.github import GitHubServer
 
 from bot.forges import events
 from bot.forges.base import event_to_json
@@ -24,7 +23,6 @@ from bot.forges.comment import MARKER
 from bot.jobs.handlers import run_event
 from bot.jobs.locks import RedisLocks
 from bot.jobs.services import Services
-from bot.server.config import BotConfig
 from bot.server.metrics import REGISTRY
 
 HOLDER = """
@@ -118,12 +116,7 @@ def test_an_expired_holder_never_releases_the_next_holders_lock(redis_server):
 
 @pytest.fixture
 def world(tmp_path, redis_server):
-    platform = PlatformRemote(tmp_path)
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data", redis_url=redis_server.url)
+    with github_world(tmp_path, redis_url=redis_server.url) as (platform, github, config):
         services = Services.from_config(config, runner_factory=FakeRunner)
         yield platform, github, services, redis_server.client()
 
