@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -24,8 +25,12 @@ def _http_backend() -> str:
 class GitHttpServer:
     """Serves the bare repositories under `root` at http://127.0.0.1:<port>/<name>.git."""
 
-    def __init__(self, root: Path, username: str, password: str) -> None:
+    def __init__(self, root: Path, username: str, password: str,
+                 authorize: Callable[[str, str], bool] | None = None) -> None:
+        """`authorize(username, password)`, when given, decides instead of the fixed pair (for
+        credentials issued while the test runs, such as GitHub App installation tokens)."""
         self.root, self.username, self.password = root, username, password
+        self.authorize = authorize
         self.denied = 0  # requests refused for missing or wrong credentials
         backend, server = _http_backend(), self
 
@@ -52,8 +57,7 @@ class GitHttpServer:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def _serve(self) -> None:
-                expected = base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
-                if self.headers.get("Authorization") != f"Basic {expected}":
+                if not server.accepts(self.headers.get("Authorization") or ""):
                     server.denied += 1
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -69,7 +73,7 @@ class GitHttpServer:
                     "PATH_INFO": url.path,
                     "QUERY_STRING": url.query,
                     "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "REMOTE_USER": server.username,
+                    "REMOTE_USER": server.user_of(self.headers.get("Authorization") or ""),
                     "REMOTE_ADDR": "127.0.0.1",
                     "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
                     "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
@@ -90,6 +94,23 @@ class GitHttpServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def user_of(self, header: str) -> str:
+        try:
+            return base64.b64decode(header[6:]).decode().partition(":")[0] or self.username
+        except ValueError:
+            return self.username
+
+    def accepts(self, header: str) -> bool:
+        if not header.startswith("Basic "):
+            return False
+        try:
+            username, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        if self.authorize is not None:
+            return self.authorize(username, password)
+        return (username, password) == (self.username, self.password)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/{name}"

@@ -49,7 +49,7 @@ from bot.statestores.base import (
     commit_message,
     normalise_path,
 )
-from bot.statestores.git_auth import BASIC_AUTH, SSH_AUTH, GitAuth, parse_remote
+from bot.statestores.git_auth import BASIC_AUTH, GITHUB_APP_AUTH, SSH_AUTH, GitAuth, parse_remote
 from bot.statestores.git_tree import CommitFiles, fast_import_commands, parse_raw_diff, split_changes
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,12 @@ class GitStateStoreWriter:
         if self.branch.startswith(("-", "refs/")) or not re.match(r"^[A-Za-z0-9._/-]+$", self.branch):
             raise ValueError(f"invalid GitStateStore branch {self.branch!r}")
         self.auth_method = str(spec.get("authMethod") or BASIC_AUTH)
-        if self.auth_method not in (BASIC_AUTH, SSH_AUTH):
+        if self.auth_method not in (BASIC_AUTH, SSH_AUTH, GITHUB_APP_AUTH):
             raise ValueError(
-                f"GitStateStore authMethod {self.auth_method!r} is not supported (use basicAuth or ssh)"
+                f"GitStateStore authMethod {self.auth_method!r} is not supported (use basicAuth, ssh or githubApp)"
             )
+        if self.auth_method == GITHUB_APP_AUTH and self.remote.transport != "http":
+            raise ValueError("GitStateStore authMethod githubApp needs an https url")
         if self.remote.transport == "ssh" and self.auth_method != SSH_AUTH:
             raise ValueError("GitStateStore with an ssh url needs authMethod: ssh")
         if self.remote.transport == "http" and self.auth_method == SSH_AUTH:

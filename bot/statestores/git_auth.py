@@ -15,16 +15,50 @@ import re
 import shlex
 import stat
 import tempfile
+import threading
+import urllib.parse
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bot.errors import PromisebotError
 from bot.model.objects import SecretRef, StateStore
 from bot.secrets import Secret, SecretNotFoundError, SecretResolver, redact
 from bot.statestores.base import StateStoreError
 
-BASIC_AUTH, SSH_AUTH = "basicAuth", "ssh"
+BASIC_AUTH, SSH_AUTH, GITHUB_APP_AUTH = "basicAuth", "ssh", "githubApp"
+GITHUB_API_URL_ENV = "PROMISEBOT_GITHUB_API_URL"
+_APPS: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (app id, API URL) -> GitHubApp, a few at most
+_APPS_MAX = 16
+_APPS_LOCK = threading.Lock()
+
+
+def github_api_url(remote_url: str) -> str:
+    """The GitHub API serving a repository URL: PROMISEBOT_GITHUB_API_URL when set, else
+    api.github.com for github.com and https://HOST/api/v3 for GitHub Enterprise."""
+    configured = os.environ.get(GITHUB_API_URL_ENV)
+    if configured:
+        return configured.rstrip("/")
+    host = urllib.parse.urlsplit(remote_url).hostname or ""
+    return "https://api.github.com" if host in ("github.com", "www.github.com") else f"https://{host}/api/v3"
+
+
+def _github_app(app_id: str, private_key: str, api_url: str) -> Any:
+    """The GitHub App client (installation tokens cached until near expiry), shared per process
+    with the bot's own (bot/forges/github.py)."""
+    from bot.forges.github import GitHubApp
+
+    with _APPS_LOCK:
+        key = (app_id, api_url)
+        if key not in _APPS:
+            _APPS[key] = GitHubApp(app_id, private_key, api_url=api_url)
+            while len(_APPS) > _APPS_MAX:
+                _APPS.popitem(last=False)
+        _APPS.move_to_end(key)
+        return _APPS[key]
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:")
 _AUTH_FAILURES = (
     "authentication failed",
@@ -100,7 +134,10 @@ class GitAuth:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_VARIANT": "ssh"}
         ref = self.store.secret_ref
         if self.remote.transport == "http" and ref is not None:
-            self.secret_values = [self._secret(ref, "username"), self._secret(ref, "password")]
+            if self.auth_method == GITHUB_APP_AUTH:
+                self.secret_values = self._github_app_credentials(ref)
+            else:
+                self.secret_values = [self._secret(ref, "username"), self._secret(ref, "password")]
             askpass = self._scripts / "askpass.sh"
             if not askpass.is_file():
                 tmp = askpass.with_suffix(f".{os.getpid()}.tmp")
@@ -134,6 +171,23 @@ class GitAuth:
         else:
             self.secret_values = []
             yield env
+
+    def _github_app_credentials(self, ref: SecretRef) -> list[Secret]:
+        """Kratix's `authMethod: githubApp`: the secret's appID, installationID and privateKey
+        give an installation token, used as the password of `x-access-token`."""
+        app_id = self._secret(ref, "appID").reveal().strip()
+        installation = self._secret(ref, "installationID").reveal().strip()
+        key = self._secret(ref, "privateKey")
+        where = f"GitStateStore {self.store.name}: GitHub App {app_id}, installation {installation}"
+        try:
+            token = _github_app(app_id, key.reveal(), github_api_url(self.remote.url)).installation_token(
+                int(installation))
+        except ValueError as exc:
+            raise StateStoreError(f"{where}: {redact(str(exc), [key])}") from None
+        except PromisebotError as exc:  # the forge refused or could not be reached
+            raise StateStoreError(f"{where}: {redact(str(exc), [key])}") from None
+        lines = (line.strip() for line in key.reveal().splitlines())
+        return [Secret("x-access-token"), Secret(token), key, *(Secret(line) for line in lines if len(line) >= 16)]
 
     def _secret(self, ref: SecretRef, key: str) -> Secret:
         try:
