@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", default=None, help="worker name (default: generated)")
     p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve this worker's Prometheus metrics (its jobs included) on PORT")
     return parser
 
 

@@ -23,7 +23,30 @@ import sys
 from bot.server.config import ConfigError, load_config
 
 
+def _serve_metrics(port: int) -> None:
+    """Metrics of this worker and its work horses on http://0.0.0.0:PORT/metrics (multiprocess
+    mode: set before prometheus_client is imported, cleared of a previous run's files)."""
+    import os
+    import shutil
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="promisebot-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)
+    from prometheus_client import start_http_server
+
+    from bot.server.metrics import collected
+
+    start_http_server(port, registry=collected())
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.metrics_port:  # first: multiprocess mode must be on before prometheus_client is imported
+        _serve_metrics(args.metrics_port)
     from redis import Redis
     from rq import Queue
 
