@@ -12,7 +12,7 @@ out=bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt
 run_all() {
   local status=0
   echo "# $(date -u) on $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  for bench in bench_runner bench_git_store bench_reconcile; do
+  for bench in bench_runner bench_git_store bench_reconcile bench_bot; do
     echo; echo "## $bench"
     args=()
     [ "$bench" != bench_runner ] && args=("${quick[@]}")

@@ -73,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     setup_logging(config.secrets())
+    # Imported once here, so each job's forked work horse starts with them loaded.
+    import bot.forges.github  # noqa: F401
+    import bot.forges.gitlab  # noqa: F401
+    import bot.jobs.handlers  # noqa: F401
+    import runners.docker  # noqa: F401
     connection = Redis.from_url(config.redis_url)
     worker = PromisebotWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=args.name,
                               abandon_after=abandon_after, maintenance_interval=maintenance)

@@ -49,14 +49,17 @@ class Services:
         if event.forge == "github":
             from bot.forges.github import GitHubForge
 
+            # A job makes three writes (pending status, comment, final status): no pacing between
+            # them; a secondary rate limit answers 403 with Retry-After, which the queue honours.
             if c.github_token:
-                return GitHubForge(api_url=c.github_api_url, token=c.github_token, on_call=count_forge_call)
+                return GitHubForge(api_url=c.github_api_url, token=c.github_token, on_call=count_forge_call,
+                                   seconds_between_writes=0.0)
             if c.github_app_id and c.github_app_private_key:
                 if event.installation_id is None:
                     raise ConfigError("a GitHub App event without installation.id: cannot authenticate")
                 return GitHubForge(api_url=c.github_api_url, app_id=c.github_app_id,
                                    private_key=c.github_app_private_key, installation_id=event.installation_id,
-                                   on_call=count_forge_call)
+                                   on_call=count_forge_call, seconds_between_writes=0.0)
             raise ConfigError("a GitHub event, but GitHub is not configured")
         from bot.forges.gitlab import GitLabForge
 
