@@ -119,19 +119,18 @@ def _secrets(services: Services) -> list[str]:
 def _reconcile_push(event: Event, repo: Repo, forge: Forge, services: Services) -> str:
     if event.commit_messages and all(EVENT_TRAILER in m for m in event.commit_messages):
         return "ignored: promisebot's own commits"
-    path = _sync(event, repo, forge, services, [])
-    report = _locked_reconcile(event, repo, forge, services, path, runner=services.runner_factory(), trailers={})
+    report = _locked_reconcile(event, repo, forge, services, runner=services.runner_factory(), trailers={})
     if event.after:
         state, text = _apply_status(report)
         _status(forge, repo, event.after, APPLY_CONTEXT, state, text)
     return f"reconciled {report.to_rev[:12]}: {len(report.commits)} store commit(s)"
 
 
-def _locked_reconcile(event: Event, repo: Repo, forge: Forge, services: Services, path: Any, *, runner: Any,
+def _locked_reconcile(event: Event, repo: Repo, forge: Forge, services: Services, *, runner: Any,
                       trailers: dict[str, str]) -> ReconcileReport:
     with services.backend.locks.hold(f"reconcile:{repo.forge}:{repo.full_name}") as waited:
         LOCK_WAIT.observe(waited)
-        # Re-fetched under the lock: the head to reconcile is the newest one.
+        # Fetched under the lock: the head to reconcile is the newest one.
         path = _sync(event, repo, forge, services, [])
         started = time.monotonic()
         try:
@@ -200,8 +199,7 @@ def _apply(event: Event, repo: Repo, forge: Forge, services: Services, received_
         trailers["Promisebot-Approved-By"] = ", ".join(change.approvers)
     runner = SavingRunner(services.runner_factory(), services.backend.plans, reuse=True)
     try:
-        path = _sync(event, repo, forge, services, [])
-        report = _locked_reconcile(event, repo, forge, services, path, runner=runner,
+        report = _locked_reconcile(event, repo, forge, services, runner=runner,
                                    trailers={k: v for k, v in trailers.items() if v})
     except ForgeError as exc:
         if exc.retryable:
