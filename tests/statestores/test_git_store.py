@@ -320,7 +320,9 @@ def test_bad_input_is_refused_with_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="authMethod: ssh"):
         writer(tmp_path, "git@example.com:org/state.git")
     with pytest.raises(ValueError, match="not supported"):
-        writer(tmp_path, "https://example.com/x.git", authMethod="githubApp")
+        writer(tmp_path, "https://example.com/x.git", authMethod="token")
+    with pytest.raises(ValueError, match="githubApp needs an https url"):
+        writer(tmp_path, "remote.git", authMethod="githubApp")
     assert parse_remote("file://remote.git", tmp_path).url == str(tmp_path / "remote.git")
     assert parse_remote("git@github.com:org/state.git", tmp_path).transport == "ssh"
 
