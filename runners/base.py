@@ -145,24 +145,34 @@ def failure_line(result: PipelineResult) -> str:
     if result.succeeded:
         return ""
     container = result.failed_container or (result.failed.name if result.failed else None)
-    who = f"pipeline {result.pipeline}" + (f", container {container}" if container else "")
-    return redact(f"{who}: {result.reason}")
+    return redact(f"{failure_place(result.pipeline, container)}: {result.reason}")
 
 
 def describe_failure(result: PipelineResult, log_lines: int = 10) -> str:
     """`failure_line(result)`, then the last `log_lines` lines of the failed container's logs
     under `  last N log lines:` as `    | line` (nothing when it printed nothing); redacted.
-    "" for a pipeline that succeeded. For `promisebot test`, plan, reconcile and status."""
+    "" for a pipeline that succeeded."""
     line = failure_line(result)
     if not line:
         return ""
     container = result.failed
     logs = container.logs if container is not None else ""
     tail = logs.rstrip("\n").splitlines()[-log_lines:] if log_lines > 0 and logs.strip() else []
+    return "\n".join([line, *log_tail_lines([redact(t) for t in tail], "  ")])
+
+
+def failure_place(pipeline: str, container: str | None) -> str:
+    """`pipeline P, container C` (`pipeline P` without a container): where a failure happened,
+    as every failure report names it (`failure_line`, `bot.report.outcomes.failure_text`)."""
+    return f"pipeline {pipeline}" + (f", container {container}" if container else "")
+
+
+def log_tail_lines(tail: list[str], indent: str) -> list[str]:
+    """`{indent}last N log lines:` then each line as `{indent}  | line`; nothing for no lines.
+    Shared by `describe_failure` and `bot.report.outcomes.failure_text`."""
     if not tail:
-        return line
-    heading = f"  last {len(tail)} log line{'s' * (len(tail) != 1)}:"
-    return "\n".join([line, heading, *(f"    | {redact(t)}" for t in tail)])
+        return []
+    return [f"{indent}last {len(tail)} log line{'s' * (len(tail) != 1)}:", *(f"{indent}  | {t}" for t in tail)]
 
 
 def one_line(text: str) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.commands import platform_repo
-from bot.errors import PromisebotError
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.reconcile.writes import store_key
 from bot.report.outcomes import invalid_text, needs_attention, refused_text, runs_json, runs_text
@@ -45,8 +44,8 @@ def progress_display() -> Iterator[Any]:
 
 
 def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport | None:
-    """The reconcile (or plan, with `dry_run`) the arguments ask for; None when it could not be
-    made (the reason printed on stderr)."""
+    """The reconcile (or plan, with `dry_run`) the arguments ask for; None when there is no platform
+    repo (the reason printed on stderr). Any PromisebotError is reported by `bot.cli.main`."""
     command = "plan" if dry_run else "reconcile"
     repo = platform_repo(args.platform, command)
     if repo is None:
@@ -56,9 +55,6 @@ def run_reconcile(args: argparse.Namespace, *, dry_run: bool) -> ReconcileReport
         with progress_display() as progress:
             return reconcile(repo, runner=runner, from_rev=args.from_rev, to_rev=args.to_rev,
                              full=args.all, dry_run=dry_run, progress=progress)
-    except PromisebotError as exc:
-        print(f"promisebot {command}: {exc}", file=sys.stderr)
-        return None
     finally:
         runner.close()
 

@@ -3,7 +3,7 @@ containers, locally, and show everything it produced (docs/runner.md).
 
 Per pipeline: each container's exit code and logs, the output tree with contents, the
 incoming and merged status, workflow-control, and the workload groups with their selectors;
-a failure as `runners.base.describe_failure` words it. Everything printed goes through
+a failure as `runners.base.failure_line` words it. Everything printed goes through
 `bot.redact.redact` (with the values of the pipelines' secret-looking `env` entries).
 `--output DIR` also writes each pipeline's input/output/metadata under DIR/<n>-<pipeline>/.
 Exit code 0 when every pipeline succeeded (or the workflow was suspended), 1 otherwise.
@@ -26,7 +26,7 @@ from bot.model.objects import Promise, ResourceRequest, WorkflowType
 from bot.platform.loader import load_platform_dir
 from bot.redact import redact, secret_env_values
 from bot.settings import load_settings
-from runners.base import PipelineResult, RunnerUnavailable, describe_failure
+from runners.base import PipelineResult, RunnerUnavailable, failure_line
 from runners.docker import DockerRunner
 from runners.pool import Terminated, reraise_signal, signals_raise
 from runners.workflow import WorkflowResult, run_workflow
@@ -139,7 +139,7 @@ def _print(result: WorkflowResult, out: _Redacting) -> None:
             if c.logs:
                 out.write(_indent(c.logs))
         if not p.succeeded:  # the logs are above, whole
-            out.write(f"error: {describe_failure(p, log_lines=0)}\n")
+            out.write(f"error: {failure_line(p)}\n")
             continue
         if result.action == "configure":
             out.write(f"--- output ({len(p.output_files)} files)\n")

@@ -5,6 +5,8 @@ job functions only ever see these types.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -33,6 +35,22 @@ class ForgeError(PromisebotError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` header's wait in seconds (delay-seconds or an HTTP date); None when absent
+    or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ module redacted, and network errors are not chained to the request that carried 
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import threading
@@ -55,6 +54,7 @@ from bot.forges.base import (
     ForgeName,
     Repo,
     StatusState,
+    retry_after_seconds,
 )
 from bot.redact import redact
 
@@ -128,21 +128,6 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-def _seconds(value: str | None) -> float | None:
-    """A Retry-After value: delay-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _rate_limited(status: int, message: str, headers: Any) -> bool:
     if status == 429:
         return True
@@ -153,7 +138,7 @@ def _rate_limited(status: int, message: str, headers: Any) -> bool:
 
 
 def _retry_after(status: int, message: str, headers: Any) -> float | None:
-    after = _seconds(_header(headers, "retry-after"))
+    after = retry_after_seconds(_header(headers, "retry-after"))
     if after is not None:
         return after
     if _header(headers, "x-ratelimit-remaining") == "0":

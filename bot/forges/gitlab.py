@@ -33,7 +33,6 @@ Mapping onto the forge-neutral types:
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,7 +43,16 @@ import gitlab.exceptions
 import requests
 from requests.adapters import HTTPAdapter
 
-from bot.forges.base import Change, Comment, Credentials, ForgeError, ForgeName, Repo, StatusState
+from bot.forges.base import (
+    Change,
+    Comment,
+    Credentials,
+    ForgeError,
+    ForgeName,
+    Repo,
+    StatusState,
+    retry_after_seconds,
+)
 from bot.gitcmd import RecentSet
 from bot.redact import redact
 
@@ -382,14 +390,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     lowered = {k.lower(): v for k, v in headers.items()}
     value = lowered.get("retry-after")
     if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, when.timestamp() - time.time())
+        return retry_after_seconds(value)
     reset = lowered.get("ratelimit-reset")
     if reset:
         try:

@@ -20,18 +20,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from bot.errors import PromisebotError
 from bot.forges import comment as comments
-from bot.forges.base import Event, Forge, ForgeError, Repo, event_from_json
+from bot.forges.base import Comment, Event, Forge, ForgeError, Repo, event_from_json
 from bot.gitcmd import git_environment, rev_sha
 from bot.jobs.repos import RepoError, auth_environment
 from bot.jobs.services import Services
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.redact import redact
+from bot.server.logs import delivery_context
 from bot.server.metrics import EVENT_TO_REPORT, JOB_SECONDS, LOCK_WAIT
 from bot.state.bookkeeping import EVENT_TRAILER
 from runners.saved import SavingRunner
@@ -61,25 +60,8 @@ def run_event(data: dict[str, Any], received_at: float | None = None, services: 
     """The queued job: handle one event; returns what was done (shown by rq and in the logs)."""
     services = services or process_services()
     event = event_from_json(data)
-    with _job_log(event):
+    with delivery_context(event.delivery):  # every log line of the job carries it
         return handle(event, services, received_at)
-
-
-@contextmanager
-def _job_log(event: Event) -> Iterator[None]:
-    """Every log line of the job carries the delivery id (bot.server.logs adds it to the JSON)."""
-    old = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = old(*args, **kwargs)
-        record.delivery = event.delivery
-        return record
-
-    logging.setLogRecordFactory(factory)
-    try:
-        yield
-    finally:
-        logging.setLogRecordFactory(old)
 
 
 def handle(event: Event, services: Services, received_at: float | None = None) -> str:
@@ -155,7 +137,7 @@ def _plan(event: Event, repo: Repo, forge: Forge, services: Services, received_a
     runner = SavingRunner(services.runner_factory(), services.backend.plans, record=True)
     try:
         local_head = f"refs/promisebot/changes/{event.number}/head"
-        path = _sync(event, repo, forge, services, [f"{forge.head_ref(event.number)}:{local_head}"])
+        path = _sync(event, repo, forge, services, [f"{head_ref}:{local_head}"])
         base = rev_sha(path, f"refs/remotes/origin/{repo.default_branch}")
         if base is None:
             raise ForgeError(f"the default branch {repo.default_branch} of {repo.full_name} was not fetched")
@@ -177,7 +159,7 @@ def _plan(event: Event, repo: Repo, forge: Forge, services: Services, received_a
     if (newest := services.backend.memo.latest(key)) not in (None, event.head_sha):
         # this head's pending status must not stay the last word on it
         _status(forge, repo, event.head_sha, PLAN_CONTEXT, "error",
-                f"superseded by {str(newest)[:12]}: see the plan of the newest commit", ref=forge.head_ref(event.number))
+                f"superseded by {str(newest)[:12]}: see the plan of the newest commit", head_ref)
         return "superseded by a newer head (plan not reported)"
     body = comments.render_plan(report, head_sha=event.head_sha, base_ref=repo.default_branch,
                                 secrets=_secrets(services))
@@ -211,7 +193,7 @@ def _apply(event: Event, repo: Repo, forge: Forge, services: Services, received_
     plan_text = own[1].body if 1 in own else None
     body = comments.render_applied(plan_text, report, merge_sha=merge_sha, reused=runner.reused,
                                    secrets=_secrets(services))
-    _upsert_comment(forge, repo, event.number, body)
+    _upsert_comment(forge, repo, event.number, body, own)
     if merge_sha:
         state, text = _apply_status(report)
         _status(forge, repo, merge_sha, APPLY_CONTEXT, state, text)
@@ -230,11 +212,14 @@ def _apply_status(report: ReconcileReport) -> tuple[Any, str]:
     return "success", f"applied: {len(report.commits)} state store commit(s)"[:140]
 
 
-def _upsert_comment(forge: Forge, repo: Repo, number: int, body: str) -> None:
+def _upsert_comment(forge: Forge, repo: Repo, number: int, body: str,
+                    existing: dict[int, Comment] | None = None) -> None:
     """One comment (in parts when over the forge's limit), found again by its marker and
-    edited only where its text changed; parts no longer needed are emptied."""
+    edited only where its text changed; parts no longer needed are emptied. `existing`: the
+    bot's parts (`comments.find_parts`) when the caller listed them already."""
     parts = comments.split(body, forge.comment_limit())
-    existing = comments.find_parts(forge.comments(repo, number))
+    if existing is None:
+        existing = comments.find_parts(forge.comments(repo, number))
     for index, text in enumerate(parts, start=1):
         old = existing.get(index)
         if old is None:

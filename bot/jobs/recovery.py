@@ -29,14 +29,12 @@ import time
 
 from bot.errors import PromisebotError
 from bot.forges.base import Change, Event, Forge, Repo, event_to_json
-from bot.forges.github import GitHubApp
 from bot.gitcmd import GitError, git, git_environment
 from bot.jobs.handlers import APPLY_CONTEXT, PLAN_CONTEXT, change_key
 from bot.jobs.queue import JobQueue
-from bot.jobs.repos import auth_environment
+from bot.jobs.repos import _last_line, auth_environment
 from bot.jobs.services import Services
 from bot.redact import redact
-from bot.server.metrics import count_forge_call
 
 log = logging.getLogger("promisebot.recovery")
 
@@ -73,7 +71,6 @@ class _Recovery:
     def __init__(self, services: Services, queue: JobQueue, replan_pending: bool) -> None:
         self.services, self.queue, self.replan_pending = services, queue, replan_pending
         self.config = services.config
-        self._app: GitHubApp | None = None
 
     def run(self) -> list[str]:
         lines: list[str] = []
@@ -102,12 +99,9 @@ class _Recovery:
     def forge(self, repo: Repo) -> tuple[Forge, int | None]:
         """The client the jobs of this repository use, and (a GitHub App) the installation its
         events name: looked up with the App's JWT, since no webhook names it this time."""
-        c, installation_id = self.config, None
-        if repo.forge == "github" and not c.github_token and c.github_app_id and c.github_app_private_key:
-            if self._app is None:
-                self._app = GitHubApp(c.github_app_id, c.github_app_private_key, api_url=c.github_api_url,
-                                      on_call=count_forge_call)
-            installation_id = self._app.installation_for(repo.full_name)
+        installation_id = None
+        if repo.forge == "github" and (app := self.services.github().app) is not None:
+            installation_id = app.installation_for(repo.full_name)
         probe = Event(forge=repo.forge, kind="ignored", delivery="recovery", repo=repo,
                       installation_id=installation_id)
         return self.services.forge(probe), installation_id
@@ -158,8 +152,7 @@ class _Recovery:
             with git_environment(auth_environment(forge.clone_credentials(repo))):
                 out = git(cwd, "ls-remote", "--", repo.clone_url, ref)
         except GitError as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise GitError(f"could not read the head of {repo.default_branch}: {lines[-1] if lines else exc}") from None
+            raise GitError(f"could not read the head of {repo.default_branch}: {_last_line(exc)}") from None
         for line in out.decode().splitlines():
             sha, _, name = line.partition("\t")
             if name.strip() == ref:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from bot.forges.base import Event, Forge
 from bot.jobs.backend import Backend, make_backend
@@ -15,6 +16,9 @@ from bot.jobs.repos import RepoCache
 from bot.server.config import BotConfig, ConfigError
 from bot.server.metrics import count_forge_call
 from runners.base import Runner
+
+if TYPE_CHECKING:  # PyGithub is imported when a GitHub event first needs it
+    from bot.forges.github import GitHubForge
 
 
 def _docker_runner() -> Runner:
@@ -29,7 +33,7 @@ class Services:
     backend: Backend
     repos: RepoCache
     runner_factory: Callable[[], Runner] = _docker_runner
-    _forges: dict[tuple[str, int | None], Forge] = field(default_factory=dict)
+    _forges: dict[str, Forge] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -37,16 +41,30 @@ class Services:
         return cls(config, make_backend(config.redis_url), RepoCache(config.data_dir), runner_factory)
 
     def forge(self, event: Event) -> Forge:
-        """The client for the event's forge (a GitHub App client per installation)."""
-        key = (event.forge, event.installation_id if event.forge == "github" else None)
-        with self._lock:
-            if key not in self._forges:
-                self._forges[key] = self._make_forge(event)
-            return self._forges[key]
+        """The client for the event's forge (a GitHub App's bound to the installation it names)."""
+        if event.forge != "github":
+            return self._cached("gitlab")
+        github = self.github()
+        if github.app is None:
+            return github
+        if event.installation_id is None:
+            raise ConfigError("a GitHub App event without installation.id: cannot authenticate")
+        return github.for_installation(event.installation_id)
 
-    def _make_forge(self, event: Event) -> Forge:
+    def github(self) -> GitHubForge:
+        """This process's GitHub client: a token's, or a GitHub App's (one token cache for every
+        installation; `for_installation` binds one)."""
+        return cast("GitHubForge", self._cached("github"))
+
+    def _cached(self, name: str) -> Forge:
+        with self._lock:
+            if name not in self._forges:
+                self._forges[name] = self._make_forge(name)
+            return self._forges[name]
+
+    def _make_forge(self, name: str) -> Forge:
         c = self.config
-        if event.forge == "github":
+        if name == "github":
             from bot.forges.github import GitHubForge
 
             # A job makes three writes (pending status, comment, final status): no pacing between
@@ -55,11 +73,9 @@ class Services:
                 return GitHubForge(api_url=c.github_api_url, token=c.github_token, on_call=count_forge_call,
                                    seconds_between_writes=0.0)
             if c.github_app_id and c.github_app_private_key:
-                if event.installation_id is None:
-                    raise ConfigError("a GitHub App event without installation.id: cannot authenticate")
                 return GitHubForge(api_url=c.github_api_url, app_id=c.github_app_id,
-                                   private_key=c.github_app_private_key, installation_id=event.installation_id,
-                                   on_call=count_forge_call, seconds_between_writes=0.0)
+                                   private_key=c.github_app_private_key, on_call=count_forge_call,
+                                   seconds_between_writes=0.0)
             raise ConfigError("a GitHub event, but GitHub is not configured")
         from bot.forges.gitlab import GitLabForge
 

@@ -211,7 +211,7 @@ def schema_errors(schema: Any) -> list[SchemaError]:
         cached = _ERRORS_CACHE.get(key)
     if cached is not None and cached[0] is schema:
         return list(cached[1])
-    errors = [e for e in check_schema(schema) if e.severity == "error"]
+    errors = _schema_errors(schema)
     with _ERRORS_LOCK:
         if len(_ERRORS_CACHE) >= _ERRORS_CACHE_SIZE:
             _ERRORS_CACHE.pop(next(iter(_ERRORS_CACHE)))

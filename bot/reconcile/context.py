@@ -9,7 +9,7 @@ the layout returned into them, then commits them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -169,19 +169,18 @@ class RunContext:
         valid version keeps it, a new one is left out; objects valid again lose the mark."""
         after = self.after
         for ref, problems in sorted(self.screening.invalid.items(), key=lambda item: item[0].kind != PROMISE):
+            if ref.kind not in (PROMISE, DESTINATION, *STATE_STORE_KINDS):
+                if not safe_name(ref.name):
+                    after.requests.pop(ref, None)  # cannot even be named in a record
+                continue  # a request stays, and its phase records it invalid (bot.reconcile.phases)
             recorded = self._recorded_body(ref)
             rebuilt = self.rebuild(*recorded) if recorded else None
             if ref.kind == PROMISE:
                 _swap(after.promises, ref.name, rebuilt.promises.get(ref.name) if rebuilt else None)
             elif ref.kind == DESTINATION:
                 _swap(after.destinations, ref.name, rebuilt.destinations.get(ref.name) if rebuilt else None)
-            elif ref.kind in STATE_STORE_KINDS:
-                _swap(after.state_stores, ref, rebuilt.state_stores.get(ref) if rebuilt else None)
-            elif not safe_name(ref.name):
-                after.requests.pop(ref, None)  # cannot even be named in a record
-                continue
             else:
-                continue  # a request stays, and its phase records it invalid (bot.reconcile.phases)
+                _swap(after.state_stores, ref, rebuilt.state_stores.get(ref) if rebuilt else None)
             if recorded and ref.kind not in STATE_STORE_KINDS:
                 rec = self.record(ref)
                 rec.status = invalid(rec.status, [f"{p.source}: {p.field}: {p.message}" for p in problems])
@@ -198,7 +197,8 @@ class RunContext:
                     rec.status = valid_again(rec.status)
 
     def _recorded_body(self, ref: Ref) -> list[dict[str, Any]]:
-        """The last valid version of an object, as the bodies `rebuild` needs; [] if none."""
+        """The last valid version of a Promise, Destination or State Store, as the bodies
+        `rebuild` needs; [] if none."""
         if ref.kind in STATE_STORE_KINDS:
             for dest in self.after.destinations.values():
                 if dest.state_store_ref == ref and self.bk.has(dest.ref):
@@ -206,15 +206,8 @@ class RunContext:
                     if body:
                         return [body]
             return []
-        if not self.bk.has(ref):
-            return []
-        body = self.record(ref).body
-        if not body:
-            return []
-        if ref.kind in (PROMISE, DESTINATION):
-            return [body]
-        promise = self.after.promises.get(self.record(ref).promise or "")
-        return [promise.body, body] if promise else []
+        body = self.record(ref).body if self.bk.has(ref) else None
+        return [body] if body else []
 
     def object_files(self) -> list[str]:
         """The files of the Kratix objects (Promises, Destinations, State Stores) at `to`."""
@@ -239,6 +232,11 @@ class RunContext:
         if ref not in self.records:
             self.records[ref] = self.bk.get(ref) or ObjectRecord(ref)
         return self.records[ref]
+
+    def load_records(self, refs: Iterable[Ref]) -> None:
+        """Read the records of `refs` not read yet in one batch, for `record` to find."""
+        missing = [ref for ref in refs if ref not in self.records]
+        self.records.update(self.bk.get_many(missing))
 
     def owned(self, ref: Ref) -> dict[str, Work]:
         """The object's current Works by key, read from bookkeeping on first use."""

@@ -47,7 +47,6 @@ class Task:
     reason: str
     cache_key: str
     request: ResourceRequest | None = None
-    body: dict[str, Any] | None = None  # a deleted object's last known body
     start_at: int = 0  # index of the pipeline to resume from (§1.5c)
 
     @property

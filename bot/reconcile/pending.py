@@ -32,7 +32,7 @@ def replay(ctx: RunContext, writes: WriteSet, pending: list[PendingWrite]) -> No
     """Each failed write goes first in its store's batch (the store as it is now, else as it was)."""
     for entry in pending:
         kind, _, name = entry.store_key.partition("/")
-        store = next((s for s in ctx.after.state_stores.values() if s.kind == kind and s.name == name), None)
+        store = ctx.after.state_stores.get(Ref(kind, name))
         if store is None:
             store = next(iter(ctx.rebuild(entry.store).state_stores.values()), None)
         if store is not None:

@@ -234,7 +234,7 @@ def plan_requests(ctx: RunContext, candidates: set[Ref] | None, phase: PromisePh
     sweep = phase.reconcile_resources | phase.paused
     looked_at = [r for r in ctx.after.requests.values()
                  if candidates is None or r.ref in candidates or r.promise in sweep]
-    ctx.bk.get_many([r.ref for r in looked_at])  # one read
+    ctx.load_records(r.ref for r in looked_at)  # one read
     for req in sorted(looked_at, key=lambda r: r.ref):
         promise = ctx.after.promises.get(req.promise)
         if promise is None:

@@ -78,7 +78,7 @@ def schedule_and_layout(ctx: RunContext, writes: WriteSet, dest_changes: dict[st
             ctx.owned(ref)
     if ctx.full or any(c != UNCHANGED for c in dest_changes.values()):
         live = ctx.live_refs()  # any Work may be concerned
-        ctx.bk.get_many(live)
+        ctx.load_records(live)
         for ref in live:
             ctx.owned(ref)
     touched = sorted(ctx.works)
@@ -186,7 +186,7 @@ def _aggregated_items(ctx: RunContext, destination: str, out: Layout) -> list[tu
     """(placement name, group) of every placement now on an aggregatedYAML Destination."""
     items = []
     live = ctx.live_refs()
-    ctx.bk.get_many([r for r in live if r not in ctx.works])
+    ctx.load_records(r for r in live if r not in ctx.works)
     for ref in live:
         if ref in ctx.works:
             works, current = ctx.works[ref], out.placed.get(ref, [])

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.reconcile.engine import ReconcileReport
 from bot.reconcile.run import Outcome
+from runners.base import failure_place, log_tail_lines
 
 LOG_TAIL_LINES = 10
 
@@ -49,11 +50,8 @@ def failure_text(outcome: Outcome) -> list[str]:
     """Indented lines under a failed run in the text output."""
     lines = []
     for f in failures(outcome):
-        where = f"pipeline {f['pipeline']}" + (f", container {f['container']}" if f["container"] else "")
-        lines.append(f"      {where}: {f['reason']}")
-        if f["logTail"]:
-            lines.append(f"      last {len(f['logTail'])} log line{'s' * (len(f['logTail']) != 1)}:")
-            lines += [f"        | {line}" for line in f["logTail"]]
+        lines.append(f"      {failure_place(f['pipeline'], f['container'])}: {f['reason']}")
+        lines += log_tail_lines(f["logTail"], "      ")
     return lines
 
 

@@ -47,8 +47,8 @@ def github_api_url(remote_url: str) -> str:
 
 
 def _github_app(app_id: str, private_key: str, api_url: str) -> Any:
-    """The GitHub App client (installation tokens cached until near expiry), shared per process
-    with the bot's own (bot/forges/github.py)."""
+    """A GitHub App client (bot/forges/github.py's, installation tokens cached until near
+    expiry), one per App and API for every store of this process."""
     from bot.forges.github import GitHubApp
 
     with _APPS_LOCK:
@@ -182,9 +182,7 @@ class GitAuth:
         try:
             token = _github_app(app_id, key.reveal(), github_api_url(self.remote.url)).installation_token(
                 int(installation))
-        except ValueError as exc:
-            raise StateStoreError(f"{where}: {redact(str(exc), [key])}") from None
-        except PromisebotError as exc:  # the forge refused or could not be reached
+        except (ValueError, PromisebotError) as exc:  # a bad ID or key; the forge refused or could not be reached
             raise StateStoreError(f"{where}: {redact(str(exc), [key])}") from None
         lines = (line.strip() for line in key.reveal().splitlines())
         return [Secret("x-access-token"), Secret(token), key, *(Secret(line) for line in lines if len(line) >= 16)]

@@ -23,10 +23,9 @@ from bot.platform.validate.common import Report, check_keys, check_metadata, lab
 from bot.platform.validate.promise import check_promise
 from bot.platform.validate.stores import check_destination, check_destination_paths, check_state_store
 from bot.platform.yamlload import YamlDoc, load_yaml_bytes
-from bot.settings import SETTINGS_FILE, state_branch_conflict, state_branch_error
+from bot.settings import SETTINGS_FILE, load_settings, state_branch_conflict, state_branch_error
 
 REQUEST_NAME_MAX = 63  # Kratix forces metadata.name maxLength 63 on Promise APIs (§4.1 step 5)
-DEFAULT_STATE_BRANCH = "promisebot/state"
 SETTINGS_READ_CAP = 1 << 20  # a settings file is a few lines; larger ones are read_settings' problem
 
 
@@ -104,7 +103,7 @@ def _check_settings(platform: Platform) -> tuple[list[Problem], bool]:
     problems: list[Problem] = []
     replaced = False
     settings = getattr(platform, "settings", None)
-    effective = settings.state_branch if settings is not None else DEFAULT_STATE_BRANCH
+    effective = (settings if settings is not None else load_settings()).state_branch
     doc = _settings_doc(platform)
     explicit = doc is not None and isinstance(doc.data, dict) and "stateBranch" in doc.data
     where = doc.source_at(("stateBranch",)) if doc is not None else Source(SETTINGS_FILE)
