@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.forges.base import Comment, StatusState
@@ -37,6 +37,7 @@ from bot.reconcile.run import Outcome
 from bot.reconcile.writes import StoreBatch, store_key
 from bot.redact import redact
 from bot.report.diffs import ACTIONS, Action, by_destination, counts, unified_masked, written_by_destination
+from bot.report.landed import Landed
 from bot.report.outcomes import failures, runs_json
 
 MARKER = "<!-- promisebot:plan -->"
@@ -125,14 +126,21 @@ def render_plan(report: ReconcileReport, *, head_sha: str, base_ref: str, title:
 
 
 def render_applied(plan_text: str | None, report: ReconcileReport, *, merge_sha: str, reused: int = 0,
-                   secrets: Iterable[str] = ()) -> str:
-    """The comment after the merge `merge_sha` was reconciled: per state store its commit, the
-    Destinations and files written, or why a store could not be written; the plan that was
-    reviewed (`plan_text`: what `render_plan` returned, or its parts joined) below, collapsed."""
+                   landed: Sequence[Landed] = (), secrets: Iterable[str] = ()) -> str:
+    """The comment after the merge `merge_sha` was reconciled: where each object the merge
+    changed landed (`landed`: store, commit, Destination, read from bookkeeping, so it is right
+    even when an earlier job's reconcile wrote it), per state store the commit this job made,
+    the Destinations and files written, or why a store could not be written; the plan that
+    was reviewed (`plan_text`: what `render_plan` returned, or its parts joined) below, collapsed."""
     heading = (f"### promisebot applied {_code(merge_sha[:12])}" if not report.errors
                else f"### promisebot could not write every state store for {_code(merge_sha[:12])}")
     lines = [MARKER, heading, ""]
-    lines += _summary_table(report, applied=True)
+    lines += render_landed(landed)
+    if landed and not report.changed:
+        lines += ["This job wrote nothing: the state stores already held this change "
+                  "(written by the commits above).", ""]
+    else:
+        lines += _summary_table(report, applied=True)
     lines += _store_notes(report, applied=True)
     lines += _pipelines_line(report, reused)
     lines += _invalid(report) + _refused(report) + _failed(report)
@@ -147,6 +155,24 @@ def render_applied(plan_text: str | None, report: ReconcileReport, *, merge_sha:
                          and not _PART.fullmatch(line.strip()) and not _CONTINUED.fullmatch(line)).strip("\n")
         lines += ["<details><summary>The plan that was reviewed</summary>", "", plan, "", _CLOSE_DETAILS, ""]
     return _finish(lines, secrets)
+
+
+def render_landed(rows: Sequence[Landed]) -> list[str]:
+    """The "Where it landed" table: one row per placement of each object (markdown lines)."""
+    if not rows:
+        return []
+    lines = ["#### Where it landed", "", "| Object | Destination | State store | Commit |", "|---|---|---|---|"]
+    for row in rows:
+        if row.state == "landed" and row.commit:
+            where = _code(row.commit[:12], table=True)
+        elif row.state == "pending":
+            where = "pending: " + _esc(row.note).replace("|", "\\|")
+        else:
+            where = _esc(row.note or row.state).replace("|", "\\|")
+        cells = [_code(str(row.ref), table=True), _code(row.destination, table=True),
+                 _code(row.store, table=True), where]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def render_error(message: str, *, secrets: Iterable[str] = ()) -> str:

@@ -26,10 +26,12 @@ from bot.errors import PromisebotError
 from bot.forges import comment as comments
 from bot.forges.base import Comment, Event, Forge, ForgeError, Repo, event_from_json
 from bot.gitcmd import git_environment, rev_sha
+from bot.jobs.landed import landed_for_merge
 from bot.jobs.repos import RepoError, auth_environment
 from bot.jobs.services import Services
 from bot.reconcile.engine import ReconcileReport, reconcile
 from bot.redact import redact
+from bot.report.landed import Landed
 from bot.server.logs import delivery_context
 from bot.server.metrics import EVENT_TO_REPORT, JOB_SECONDS, LOCK_WAIT
 from bot.state.bookkeeping import EVENT_TRAILER
@@ -192,7 +194,7 @@ def _apply(event: Event, repo: Repo, forge: Forge, services: Services, received_
     own = comments.find_parts(forge.comments(repo, event.number))
     plan_text = own[1].body if 1 in own else None
     body = comments.render_applied(plan_text, report, merge_sha=merge_sha, reused=runner.reused,
-                                   secrets=_secrets(services))
+                                   landed=_landed(services, repo, merge_sha), secrets=_secrets(services))
     _upsert_comment(forge, repo, event.number, body, own)
     if merge_sha:
         state, text = _apply_status(report)
@@ -201,6 +203,18 @@ def _apply(event: Event, repo: Repo, forge: Forge, services: Services, received_
     if received_at is not None:
         EVENT_TO_REPORT.observe(max(0.0, time.time() - received_at))
     return f"applied {report.to_rev[:12]}: {len(report.commits)} store commit(s), {runner.reused} result(s) reused"
+
+
+def _landed(services: Services, repo: Repo, merge_sha: str) -> list[Landed]:
+    """Where the merge's objects landed, from bookkeeping (empty when it cannot be read: the
+    comment then shows this job's own writes only)."""
+    if not merge_sha:
+        return []
+    try:
+        return landed_for_merge(services.repos.path(repo), merge_sha)
+    except PromisebotError as exc:
+        log.warning("could not read where %s landed: %s", merge_sha[:12], redact(str(exc), _secrets(services)))
+        return []
 
 
 def _apply_status(report: ReconcileReport) -> tuple[Any, str]:

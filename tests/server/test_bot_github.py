@@ -4,6 +4,8 @@ Pipelines run through the fake runner here (tests/bot/test_bot_docker.py runs re
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from bot_fixtures import REPO, SECRET, github_bot, github_pull_event, send_github
 
@@ -83,3 +85,37 @@ def test_a_repeated_delivery_is_processed_once(world):
     assert (first.status_code, again.status_code) == (202, 200) and again.json() == {"duplicate": True}
     bot.queue.join()
     assert len(runner.calls) == 1
+
+
+def test_two_merges_reconciled_by_one_job_both_say_where_they_landed(world):
+    platform, github, bot, runner = world
+    heads = {n: platform.open_change(n, name=f"r{n}") for n in (1, 2)}
+    for n, head in heads.items():
+        github.add_pull(REPO, n, head_sha=head, base_sha=platform.base)
+    merges = {n: platform.merge(n) for n in (1, 2)}  # both merged before the bot hears of either
+    for n, merge in merges.items():
+        github.update_pull(REPO, n, state="closed", merged=True, merge_commit_sha=merge)
+        event = github_pull_event("closed", platform, n, heads[n], merged=True, merge_sha=merge)
+        assert send_github(bot.url, "pull_request", event).status_code == 202
+    bot.queue.join()
+
+    store_head = git_rev(platform.state, "main")
+    assert len(git_log(platform.state, "main")) == 2, "one store commit (after the initial one) for both merges"
+    for n in (1, 2):
+        (comment,) = [c for c in github.comments(REPO, n) if c["body"].startswith(MARKER)]
+        body = comment["body"]
+        assert "#### Where it landed" in body, body
+        row = next(line for line in body.splitlines() if f"/r{n}`" in line and line.startswith("|"))
+        assert store_head[:12] in row and "`GitStateStore/state`" in row and "`dev`" in row, row
+    second = next(c for c in github.comments(REPO, 2) if c["body"].startswith(MARKER))["body"]
+    assert "state stores already held this change" in second
+
+
+def git_rev(repo, rev):
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", rev], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def git_log(repo, rev):
+    return subprocess.run(["git", "-C", str(repo), "log", "--format=%H", rev], capture_output=True, text=True,
+                          check=True).stdout.split()
