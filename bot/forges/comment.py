@@ -27,6 +27,7 @@ i/n -->` marker (`find_parts`), the first also `MARKER`.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,17 @@ _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _FENCE_CLOSE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
 _BACKTICKS = re.compile(r"`+")
 _CLOSE_DETAILS = "</details>"
+_FACTS = re.compile(r"^<!-- promisebot:facts (\{.*\}) -->$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    """What a plan was made of: the head planned, the base it was merged onto, the
+    Destinations it would change (what an apply locks)."""
+
+    head: str
+    base: str
+    destinations: tuple[str, ...] = ()
 
 
 # -- finding the bot's own comments -------------------------------------------------------
@@ -104,14 +116,42 @@ def render_unused_part(index: int) -> str:
 
 # -- rendering -------------------------------------------------------------------------------
 
+def touched_destinations(report: ReconcileReport) -> list[str]:
+    """The Destinations whose files a plan would add, change or remove."""
+    return sorted({dest for batch in report.batches for dest, n in _dest_counts(batch).items() if any(n.values())})
+
+
+def facts_line(facts: PlanFacts) -> str:
+    """The hidden line after `MARKER` that records what a plan was made of, for `apply`."""
+    data = {"head": facts.head, "base": facts.base, "destinations": list(facts.destinations)}
+    return f"<!-- promisebot:facts {json.dumps(data, sort_keys=True)} -->"
+
+
+def read_facts(body: str) -> PlanFacts | None:
+    """What the plan comment `body` was made of (`facts_line`), None when it has no such line.
+    Only the bot's own comment may be read this way (`find_parts(..., author=bot login)`)."""
+    match = _FACTS.search(body)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group(1))
+        return PlanFacts(str(data["head"]), str(data["base"]), tuple(str(d) for d in data["destinations"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def render_plan(report: ReconcileReport, *, head_sha: str, base_ref: str, title: str = "", reused: int = 0,
-                secrets: Iterable[str] = ()) -> str:
-    """The plan comment of a PR/MR whose head `head_sha` is planned merged onto `base_ref`.
-    `reused`: workflow runs not run again because a saved plan's outputs still hold."""
+                base_sha: str = "", notes: Sequence[str] = (), secrets: Iterable[str] = ()) -> str:
+    """The plan comment of a PR/MR whose head `head_sha` is planned merged onto `base_ref` at
+    `base_sha`. `reused`: workflow runs not run again because a saved plan's outputs still
+    hold. `notes`: markdown lines shown under the heading (what the plan left out, and why)."""
     heading = "### promisebot plan" + (f": {_esc(title)}" if title else "")
     onto = f"For {_code(head_sha[:12])} merged onto {_code(base_ref)}"
-    onto += f" at {_code(report.from_rev[:12])}." if report.from_rev else "."
-    lines = [MARKER, heading, "", onto, ""]
+    onto += f" at {_code(base_sha[:12])}." if base_sha else "."
+    facts = PlanFacts(head_sha, base_sha, tuple(touched_destinations(report)))
+    lines = [MARKER, facts_line(facts), heading, "", onto, ""]
+    if notes:
+        lines += [*notes, ""]
     lines += _summary_table(report, applied=False)
     lines += _store_notes(report, applied=False)
     lines += _pipelines_line(report, reused)
@@ -152,7 +192,8 @@ def render_applied(plan_text: str | None, report: ReconcileReport, *, merge_sha:
     lines += _runs(report)
     if plan_text:
         plan = "\n".join(line for line in plan_text.splitlines() if line.strip() != MARKER
-                         and not _PART.fullmatch(line.strip()) and not _CONTINUED.fullmatch(line)).strip("\n")
+                         and not _PART.fullmatch(line.strip()) and not _CONTINUED.fullmatch(line)
+                         and not _FACTS.fullmatch(line)).strip("\n")
         lines += ["<details><summary>The plan that was reviewed</summary>", "", plan, "", _CLOSE_DETAILS, ""]
     return _finish(lines, secrets)
 

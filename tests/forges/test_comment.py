@@ -15,9 +15,12 @@ from bot.forges.comment import (
     DESCRIPTION_LIMIT,
     GITHUB_COMMENT_LIMIT,
     MARKER,
+    PlanFacts,
+    facts_line,
     find_own,
     find_parts,
     part_index,
+    read_facts,
     render_applied,
     render_error,
     render_plan,
@@ -91,9 +94,11 @@ def test_summary_counts_per_store_and_destination(env):
     env.write("requests/r2.yaml", request("Redis", "r2"))
     env.commit()
     report = env.reconcile(dry_run=True)
-    body = render_plan(report, head_sha=HEAD, base_ref="main", title="Two Redis", reused=3)
-    assert body.startswith(MARKER + "\n### promisebot plan: Two Redis\n")
-    assert "`0123456789ab` merged onto `main`" in body
+    body = render_plan(report, head_sha=HEAD, base_ref="main", title="Two Redis", reused=3, base_sha="f" * 40)
+    first, facts, heading = body.split("\n")[:3]
+    assert (first, heading) == (MARKER, "### promisebot plan: Two Redis")
+    assert read_facts(facts) == PlanFacts(HEAD, "f" * 40, ("dev", "prod"))
+    assert "`0123456789ab` merged onto `main` at `ffffffffffff`." in body
     (batch,) = report.batches
     groups = by_destination(batch)
     assert set(groups) == {"dev", "prod"}
@@ -343,3 +348,11 @@ def test_split_cuts_long_lists_between_lines():
     parts = split(body, 10_000)
     assert all(len(p) <= 10_000 for p in parts)
     assert sum(p.count("\n- `requests/") for p in parts) == 3000
+
+
+def test_facts_are_read_back_only_from_a_well_formed_line():
+    facts = PlanFacts("a" * 40, "b" * 40, ("dev",))
+    assert read_facts("x\n" + facts_line(facts) + "\ny") == facts
+    assert read_facts("no facts here") is None
+    assert read_facts('<!-- promisebot:facts {"head": 1} -->') is None
+    assert read_facts("quoted: " + facts_line(facts)) is None, "only a line of its own counts"
