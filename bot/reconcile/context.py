@@ -128,6 +128,7 @@ class RunContext:
         self.periodic = periodic  # due (or no `from`): this run moves the periodic clock (meta.json)
         self.full = full
         self.attention_refs = attention_refs  # objects the last run wanted looked at again
+        self.rerun: frozenset[Ref] = frozenset()  # objects to run again whatever their cache key says
         self.only = only  # the files read (an incremental run), None: all of them
         self.after = after
         self.screening = screening
@@ -137,7 +138,8 @@ class RunContext:
         self.attention: set[Ref] = set()  # objects that want another look next time
 
     @classmethod
-    def open(cls, repo: Path, from_rev: str | None, to_rev: str, full: bool) -> RunContext:
+    def open(cls, repo: Path, from_rev: str | None, to_rev: str, full: bool,
+             rerun: frozenset[Ref] = frozenset()) -> RunContext:
         """Everything a run of `repo` at `to_rev` works from, read: the revisions, the settings,
         bookkeeping (synced with the remote), the platform (partial for an incremental run) and
         its validation, with invalid objects set aside. Raises ReconcileError when the run cannot
@@ -155,11 +157,12 @@ class RunContext:
         periodic = due_for_periodic(last_full.timestamp() if last_full else None, now.timestamp(),
                                     settings.reconcile_interval_seconds) or not from_sha
         full = full or periodic
-        attention_refs = {ref_from_json(entry) for entry in bk.meta.get("attention") or []}
+        attention_refs = {ref_from_json(entry) for entry in bk.meta.get("attention") or []} | rerun
         only = None if full or not from_sha else _partial_paths(repo, bk, from_sha, to_sha, attention_refs)
         after = load_platform(GitTreeSource(repo, to_sha, only), settings)
         ctx = cls(repo, to_sha=to_sha, from_sha=from_sha, settings=settings, bk=bk, now=now, periodic=periodic,
                   full=full, attention_refs=attention_refs, only=only, after=after, screening=screen(after))
+        ctx.rerun = rerun
         ctx._set_aside_invalid()
         _check_store_branches(settings, ctx.after)
         return ctx

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.model.objects import Ref
 from bot.reconcile.context import ReconcileError, RunContext, rev_parse
 from bot.reconcile.decide import Task
 from bot.reconcile.pending import load_pending, replay, settle, waiting_refs
@@ -108,19 +109,23 @@ def reconcile(
     progress: Progress | None = None,
     hooks: RunHooks = NO_HOOKS,
     trailers: Mapping[str, str] | None = None,
+    rerun: Collection[Ref] = (),
 ) -> ReconcileReport:
     """Reconcile the platform repo at `to_rev` (default HEAD). See the module docstring.
     `trailers` are added to every state-store commit (the bot names the change, its author and
-    approvers there)."""
+    approvers there). `rerun`: objects whose configure workflow runs again from the start, as
+    if they carried the manual-reconciliation label (the bot's `rerun`, with no commit)."""
     repo = Path(repo)
     extra = dict(trailers or {})
     with nullcontext() if dry_run else run_lock(repo):
-        return _reconcile(repo, runner, from_rev, to_rev, full, dry_run, progress, hooks, extra)
+        return _reconcile(repo, runner, from_rev, to_rev, full, dry_run, progress, hooks, extra, frozenset(rerun))
 
 
 def _reconcile(repo: Path, runner: Runner, from_rev: str | None, to_rev: str | None, full: bool, dry_run: bool,
-               progress: Progress | None, hooks: RunHooks, trailers: dict[str, str]) -> ReconcileReport:
-    report = _run(RunContext.open(repo, from_rev, to_rev or "HEAD", full), runner, dry_run, progress, hooks, trailers)
+               progress: Progress | None, hooks: RunHooks, trailers: dict[str, str],
+               rerun: frozenset[Ref]) -> ReconcileReport:
+    ctx = RunContext.open(repo, from_rev, to_rev or "HEAD", full, rerun=rerun)
+    report = _run(ctx, runner, dry_run, progress, hooks, trailers)
     # Compound Promises (§4.6): outputs committed into the platform repo itself are platform
     # input; reconcile the new HEAD until a round changes nothing more.
     while not dry_run and to_rev is None and report.commits and report.rounds < MAX_COMPOUND_ROUNDS:

@@ -37,6 +37,7 @@ from bot.model.records import ObjectRecord
 from bot.reconcile.context import RunContext
 from bot.reconcile.decide import (
     DELETED,
+    MANUAL,
     RECONCILE_RESOURCES,
     Task,
     configure_reason,
@@ -91,6 +92,8 @@ def requirement_states(platform: Platform, promise: Promise) -> list[dict[str, s
 def _reason(ctx: RunContext, key: str, labels: dict[str, str], rec: ObjectRecord,
             forced: str | None = None) -> tuple[str | None, int]:
     rec.manual_seen = still_answered(labels, MANUAL_RECONCILIATION_LABEL, rec.manual_seen)
+    if rec.ref in ctx.rerun:
+        forced = forced or MANUAL  # `rerun`: a manual reconciliation asked for without a commit
     return configure_reason(key, labels, rec, now=ctx.now, interval_seconds=ctx.settings.reconcile_interval_seconds,
                             periodic=ctx.full, forced=forced)
 

@@ -20,6 +20,7 @@ from reconcile_fixtures import (
     destination,
     git,
     git_store,
+    one_request_platform,
     pipeline,
     promise,
     request,
@@ -443,3 +444,22 @@ def test_records_of_the_previous_format_are_read(env):
     assert report.outcomes == [] and report.commits == {}  # nothing forgotten (labels, digests, the manual note)
     assert '"data"' not in git(env.platform, "show", f"{STATE_BRANCH}:objects/Destination/_/dev.json")
     nothing_happens(env, full=True)
+
+
+def test_rerun_runs_a_requests_workflow_again_once_without_a_commit(tmp_path):
+    runner = FakeRunner()
+    env = one_request_platform(tmp_path, runner=runner)
+    env.reconcile()
+    assert ("redis", "r1", "resource", "configure") in [c[:4] for c in runner.calls]
+    env.reconcile()
+    before = len(runner.calls)
+    head = git(env.platform, "rev-parse", "HEAD")
+
+    report = env.reconcile(rerun=[REF])
+    runs = [(o.task.ref, o.task.reason) for o in report.outcomes]
+    assert runs == [(REF, "manual reconciliation")]
+    assert len(runner.calls) == before + 1
+    assert git(env.platform, "rev-parse", "HEAD") == head, "no commit to the platform repo"
+    assert not env.reconcile().outcomes, "asked once, run once"
+    dry = env.reconcile(rerun=[REF], dry_run=True)
+    assert [o.task.ref for o in dry.outcomes] == [REF], "a plan can run it again too"
