@@ -114,17 +114,17 @@ def load_platform(source: PlatformSource, settings: Settings | None = None) -> L
     docs: list[YamlDoc] = []
     for entry in entries:
         if isinstance(entry, Problem):
-            if not _excluded(entry.source.file, settings.exclude):
+            if not excluded(entry.source.file, settings.exclude):
                 platform.problems.append(entry)
             continue
-        if entry.path == SETTINGS_FILE or _excluded(entry.path, settings.exclude):
+        if entry.path == SETTINGS_FILE or excluded(entry.path, settings.exclude):
             continue
         docs.extend(_read_docs(source, entry, settings, platform.problems))
     build(platform, docs)
     return platform
 
 
-def _excluded(path: str, patterns: list[str]) -> bool:
+def excluded(path: str, patterns: list[str]) -> bool:
     pure = PurePosixPath(path)
     for pattern in patterns:
         pattern = pattern.rstrip("/")
