@@ -16,6 +16,9 @@ from bot.errors import PromisebotError
 from bot.kratix.goduration import parse_seconds
 
 SETTINGS_FILE = ".promisebot.yaml"
+POLICY_SECTIONS: tuple[str, ...] = ("commands", "destinations", "apply", "plan")
+"""The sections of SETTINGS_FILE that are the bot's ChatOps policy (bot.chatops.policy reads
+and checks them), not engine settings."""
 DEFAULTS_RESOURCE = ("bot", "defaults.yaml")
 """config/defaults.yaml (bot/defaults.yaml links to it; the wheel carries its content)."""
 

@@ -33,7 +33,7 @@ from bot.platform.sources import (
     PlatformSource,
 )
 from bot.platform.yamlload import YamlDoc, load_yaml_bytes
-from bot.settings import SETTINGS_FILE, Settings, default_settings_dict, load_settings
+from bot.settings import POLICY_SECTIONS, SETTINGS_FILE, Settings, default_settings_dict, load_settings
 
 __all__ = [
     "YAML_SUFFIXES",
@@ -75,7 +75,7 @@ def read_settings(source: PlatformSource) -> tuple[Settings, list[Problem]]:
     doc = loaded.docs[0]
     known = default_settings_dict()
     for key in doc.data:
-        if key not in known:
+        if key not in known and key not in POLICY_SECTIONS:
             problems.append(Problem(doc.source_at((key,)), key, f"unknown setting (known: {', '.join(known)})"))
     overrides = {}
     for key, value in doc.data.items():

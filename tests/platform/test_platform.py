@@ -223,3 +223,11 @@ def test_null_store_fields_and_an_empty_filename_take_their_defaults(tmp_path):
     assert (g.spec["branch"], g.spec["authMethod"], g.path) == ("main", "basicAuth", "")
     assert platform.destinations["d"].filename == "aggregated.yaml"
     assert validate_platform(platform) == []
+
+
+def test_the_chatops_policy_sections_are_not_unknown_settings(tmp_path):
+    write_files(tmp_path, {".promisebot.yaml": "commands:\n  apply: {permission: maintain}\n"
+                           "destinations: {}\napply: {approvals: 2}\nplan: {drafts: true}\nmaxFileBytes: 1000\n"})
+    platform = load_platform_dir(tmp_path)
+    assert platform.problems == []
+    assert platform.settings.max_file_bytes == 1000
