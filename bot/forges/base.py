@@ -23,6 +23,10 @@ EventKind = Literal[
     "ignored",         # anything else; `reason` says why
 ]
 StatusState = Literal["pending", "success", "failure", "error"]
+MergeMethod = Literal["merge", "squash", "rebase"]
+# The reactions both forges have, by GitHub's names (GitLab's emoji names in bot/forges/gitlab.py).
+Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
+REACTIONS: tuple[str, ...] = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
 
 class ForgeError(PromisebotError):
@@ -90,17 +94,34 @@ class Event:
     draft: bool = False
     author: str = ""
     url: str = ""  # the PR/MR's web page
+    # The head comes from another repository than the base (a fork; GitHub: also a deleted
+    # fork). Set when the payload tells it: pull/merge request events, and GitLab comments
+    # (its Note Hook carries the MR); a GitHub comment does not, so there it is False and
+    # `Forge.fetch_change(...).from_fork` is the answer.
+    from_fork: bool = False
     # comment
     comment_id: int = 0
     comment_body: str = ""
     commenter: str = ""
+    commenter_is_bot: bool = False  # GitHub: comment.user.type "Bot"; GitLab: user.bot when sent
     # GitHub App
     installation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A PR/MR as the forge reports it now (`Forge.fetch_change`)."""
+    """A PR/MR as the forge reports it now (`Forge.fetch_change`).
+
+    `approvers`: who approves it now. GitHub: each reviewer's latest review that is APPROVED,
+    CHANGES_REQUESTED or DISMISSED decides, whatever commit it was left on (a COMMENTED review
+    leaves an earlier approval standing; GitHub's "dismiss stale approvals" setting is what turns
+    approvals of older commits into DISMISSED). GitLab: `approved_by` of the MR's approvals.
+
+    `head_repo`: the full name of the repository the head comes from (GitHub owner/name, GitLab
+    path_with_namespace); "" when it is unknown: a deleted fork (GitHub), or a fork project the
+    token cannot see (GitLab). `from_fork`: that repository is not the base repository (GitHub:
+    also when the head repository was deleted; GitLab: source_project_id != target_project_id).
+    """
 
     number: int
     url: str
@@ -113,6 +134,23 @@ class Change:
     approvers: tuple[str, ...] = ()
     draft: bool = False
     title: str = ""
+    head_repo: str = ""
+    from_fork: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mergeability:
+    """Whether a PR/MR can be merged now (`Forge.mergeability`). `mergeable` is None while the
+    forge is still computing it (ask again shortly). `reason` says why in words. `blocked_by`
+    names the commit statuses and checks (GitHub contexts and check-run names, GitLab status and
+    job names) of the head that are not successful, when they are what blocks the merge (GitHub
+    "blocked", GitLab ci_must_pass / ci_still_running), so a caller can leave its own
+    (`promisebot/*`) out: an empty list there means something else blocks (required reviews,
+    or a required status that was never set)."""
+
+    mergeable: bool | None
+    reason: str
+    blocked_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +221,37 @@ class Forge(Protocol):
 
     def comment_limit(self) -> int:
         """The longest comment body the forge accepts, in characters."""
+        ...
+
+    def react(self, repo: Repo, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        """React to comment `comment_id` of PR/MR `number` (GitHub: a reaction on the issue
+        comment; GitLab: an award emoji on the note, "+1" as thumbsup, "hooray" as tada, ...).
+        Idempotent: reacting again with the same reaction is not an error. An unknown reaction
+        raises ValueError before anything is sent."""
+        ...
+
+    def whoami(self) -> str:
+        """The login promisebot posts as (GitHub: the token's user, or `<app slug>[bot]` for a
+        GitHub App; GitLab: the token's username). Asked once per forge object, then cached."""
+        ...
+
+    def member_of(self, repo: Repo, user: str, team: str) -> bool:
+        """Whether `user` is an active member of `team`: a GitHub team `org/team-slug`, or a
+        GitLab group by its full path `group/subgroup` (direct or inherited membership). False for
+        an unknown user or a non-member; a team or group that does not exist (or that the
+        credentials cannot see) raises ForgeError, so a misspelt team is not silently nobody."""
+        ...
+
+    def merge(self, repo: Repo, number: int, *, method: MergeMethod, sha: str) -> str:
+        """Merge PR/MR `number`, only if its head is still `sha`, and return the commit that
+        landed on the base branch. A PR/MR that cannot be merged, or whose head moved, raises a
+        non-retryable ForgeError carrying the forge's reason. GitLab: `method` "squash" squashes;
+        "merge" and "rebase" do not, and whether a merge commit is made or the head is
+        fast-forwarded is the project's merge method setting, not the caller's."""
+        ...
+
+    def mergeability(self, repo: Repo, number: int) -> Mergeability:
+        """Whether PR/MR `number` can be merged now, why not, and which statuses block it."""
         ...
 
 

@@ -33,7 +33,12 @@ a plan or an apply for them would be wrong), other actions (labels, edits, appro
 or snippets, edited comments, GitLab system notes, `ping`, and unknown events.
 
 Drafts are flagged (`Event.draft`), not ignored: whether to skip them is configuration the job
-functions read. The bot's own commits are recognised by the caller from `pusher` and
+functions read. So are forks (`Event.from_fork`: GitHub pull_request.head.repo is not
+pull_request.base.repo, or null for a deleted fork; GitLab source_project_id is not
+target_project_id, on merge requests and on notes, whose `merge_request` carries both; a GitHub
+comment does not tell) and bot commenters (`Event.commenter_is_bot`: GitHub comment.user.type
+"Bot"; GitLab a `user.bot` true, which GitLab's published payloads do not carry). A GitHub comment
+carries no head commit: its `head_sha` is empty. The bot's own commits are recognised by the caller from `pusher` and
 `commit_messages`, which only it knows how to match.
 """
 
@@ -381,7 +386,15 @@ def _github_pull_request(p: _Payload, delivery: str, installation_id: int | None
         # merge_commit_sha of an open PR is GitHub's test merge, not a commit of the base
         merge_sha=p.text("pull_request.merge_commit_sha") if kind == "change_merged" else "",
         draft=p.opt_flag("pull_request.draft"), author=p.text("pull_request.user.login"),
-        url=p.text("pull_request.html_url"), installation_id=installation_id)
+        url=p.text("pull_request.html_url"), from_fork=_github_from_fork(p, repo),
+        installation_id=installation_id)
+
+
+def _github_from_fork(p: _Payload, repo: Repo) -> bool:
+    """The head repository is not the base's: another full name, or null (a deleted fork)."""
+    head = p.opt_text("pull_request.head.repo.full_name")
+    base = p.opt_text("pull_request.base.repo.full_name") or repo.full_name
+    return not head or head.lower() != base.lower()
 
 
 def _github_issue_comment(p: _Payload, delivery: str, installation_id: int | None) -> Event:
@@ -397,7 +410,8 @@ def _github_issue_comment(p: _Payload, delivery: str, installation_id: int | Non
         forge="github", kind="comment", delivery=delivery, repo=_github_repo(p),
         number=p.integer("issue.number"), author=p.opt_text("issue.user.login"), url=url,
         comment_id=p.integer("comment.id"), comment_body=p.opt_text("comment.body"),
-        commenter=p.text("comment.user.login"), installation_id=installation_id)
+        commenter=p.text("comment.user.login"), commenter_is_bot=p.opt_text("comment.user.type") == "Bot",
+        installation_id=installation_id)
 
 
 # --- GitLab -------------------------------------------------------------------------------------
@@ -485,7 +499,15 @@ def _gitlab_merge_request(p: _Payload, delivery: str) -> Event:
     return Event(
         forge="gitlab", kind=kind, delivery=delivery, repo=repo, number=number,
         head_sha=head_sha, base_ref=base_ref, merge_sha=merge_sha,
-        draft=_gitlab_draft(p, "object_attributes"), url=p.opt_text("object_attributes.url"))
+        draft=_gitlab_draft(p, "object_attributes"), url=p.opt_text("object_attributes.url"),
+        from_fork=_gitlab_from_fork(p, "object_attributes"))
+
+
+def _gitlab_from_fork(p: _Payload, prefix: str) -> bool:
+    """source_project_id differs from target_project_id; False when either is not sent."""
+    source = p.opt_integer(f"{prefix}.source_project_id")
+    target = p.opt_integer(f"{prefix}.target_project_id")
+    return source is not None and target is not None and source != target
 
 
 def _gitlab_note(p: _Payload, delivery: str) -> Event:
@@ -505,5 +527,7 @@ def _gitlab_note(p: _Payload, delivery: str) -> Event:
         number=p.integer("merge_request.iid"), head_sha=p.opt_text("merge_request.last_commit.id"),
         base_ref=p.opt_text("merge_request.target_branch"),
         draft=_gitlab_draft(p, "merge_request"), url=p.opt_text("merge_request.url"),
+        from_fork=_gitlab_from_fork(p, "merge_request"),
         comment_id=p.integer("object_attributes.id"), comment_body=p.opt_text("object_attributes.note"),
-        commenter=p.text("user.username"))
+        # The hook's user has no bot flag in GitLab's published payloads; read one if sent.
+        commenter=p.text("user.username"), commenter_is_bot=p.opt_flag("user.bot"))

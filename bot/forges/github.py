@@ -47,11 +47,15 @@ from github.PaginatedList import PaginatedList
 from urllib3.util.retry import Retry
 
 from bot.forges.base import (
+    REACTIONS,
     Change,
     Comment,
     Credentials,
     ForgeError,
     ForgeName,
+    Mergeability,
+    MergeMethod,
+    Reaction,
     Repo,
     StatusState,
     retry_after_seconds,
@@ -71,6 +75,20 @@ ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 _PERMISSION_FLAGS = (("admin", "admin"), ("maintain", "maintain"), ("push", "write"), ("triage", "triage"),
                      ("pull", "read"))
 _STATES = frozenset(get_args(StatusState))
+_MERGE_METHODS = frozenset(get_args(MergeMethod))
+# Check-run conclusions branch protection counts as passing.
+_PASSING_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+# mergeable_state (GraphQL's MergeStateStatus) -> (mergeable, reason); "blocked" and "unknown"
+# are decided in `mergeability`.
+_MERGE_STATES: dict[str, tuple[bool, str]] = {
+    "clean": (True, "mergeable"),
+    "unstable": (True, "mergeable, though some commit statuses or checks are not successful"),
+    "has_hooks": (True, "mergeable (the repository's pre-receive hooks run on merge)"),
+    "dirty": (False, "it has merge conflicts with the base branch"),
+    "draft": (False, "it is a draft"),
+    "behind": (False, "its head is behind the base branch, which branch protection requires it to be "
+                      "up to date with"),
+}
 
 OnCall = Callable[[str, int], None]
 
@@ -225,6 +243,7 @@ class GitHubApp:
         self._tokens: dict[int, _Token] = {}
         self._repo_installations: dict[str, int] = {}
         self._integration: GithubIntegration | None = None
+        self._slug: str | None = None
         self._pid = 0
         self._calls = _Calls(on_call, self._secret_values)
 
@@ -268,6 +287,16 @@ class GitHubApp:
             self._repo_installations[full_name] = installation_id
             return installation_id
 
+    def slug(self) -> str:
+        """The App's slug (GET /app with the JWT), cached: its bot user is `<slug>[bot]`."""
+        with self._lock:
+            if self._slug is None:
+                with self._calls.guard(f"reading GitHub App {self.app_id}"):
+                    self._slug = str(self._client().get_app().slug or "")
+                if not self._slug:
+                    raise ForgeError(f"GitHub: GitHub App {self.app_id} has no slug")
+            return self._slug
+
     def forget(self, installation_id: int, token: str) -> None:
         """Drop a cached token GitHub refused (revoked, or the installation was removed)."""
         with self._lock:
@@ -292,6 +321,8 @@ class _Shared:
         self.seconds_between_requests, self.seconds_between_writes = seconds_between_requests, seconds_between_writes
         self.calls = _Calls(on_call, self.secrets)
         self.local = threading.local()
+        self.login: str | None = None  # whoami, once asked
+        self.login_lock = threading.Lock()
 
     def secrets(self) -> list[str]:
         values = [self.token] if self.token else []
@@ -414,7 +445,7 @@ class GitHubForge:
                 Change(number=int(pr.number), url=pr.html_url or "", state="open", head_sha=pr.head.sha,
                        base_ref=pr.base.ref, base_sha=pr.base.sha, merge_sha="",
                        author=pr.user.login if pr.user is not None else "", draft=bool(pr.draft),
-                       title=pr.title or "")
+                       title=pr.title or "", **_head_repo(pr, repo))
                 for pr in gh.get_repo(repo.full_name).get_pulls(state="open")
             ]
         return sorted(changes, key=lambda c: c.number)
@@ -457,6 +488,7 @@ class GitHubForge:
                 approvers=tuple(sorted(user for user, s in latest.items() if s == "APPROVED")),
                 draft=bool(pr.draft),
                 title=pr.title or "",
+                **_head_repo(pr, repo),
             )
 
     def head_ref(self, number: int) -> str:
@@ -511,11 +543,130 @@ class GitHubForge:
     def comment_limit(self) -> int:
         return COMMENT_LIMIT
 
+    def react(self, repo: Repo, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        """POST /repos/{owner}/{repo}/issues/comments/{id}/reactions: GitHub answers 201 for a new
+        reaction and 200 for one the user already left, so reacting twice is fine."""
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}; one of {', '.join(REACTIONS)}")
+        with self._github(repo, f"reacting {reaction} to comment {comment_id} on #{number}") as gh:
+            gh.get_repo(repo.full_name).get_issue(int(number)).get_comment(int(comment_id)).create_reaction(reaction)
+
+    def whoami(self) -> str:
+        """A token: GET /user's login. A GitHub App: `<slug>[bot]`, the slug from GET /app with the
+        App's JWT (an installation token cannot read /user). Once per forge (and its installation
+        views), then cached."""
+        shared = self._shared
+        with shared.login_lock:
+            if shared.login is None:
+                if shared.app is not None:
+                    shared.login = f"{shared.app.slug()}[bot]"
+                else:
+                    assert shared.token is not None
+                    with shared.calls.guard("reading the authenticated user"):
+                        shared.login = str(shared.client("token", shared.token).get_user().login)
+            return shared.login
+
+    def member_of(self, repo: Repo, user: str, team: str) -> bool:
+        """GET /orgs/{org}/teams/{team_slug}/memberships/{username}: state "active" is a member
+        ("pending": invited, not yet). GitHub answers 404 both to a non-member and when the team
+        does not exist (or the credentials cannot see it): then GET /orgs/{org}/teams/{team_slug}
+        tells them apart. A GitHub App needs the organization permission Members (read)."""
+        org, _, slug = team.partition("/")
+        if not org or not slug or "/" in slug:
+            raise ValueError(f"a GitHub team is named org/team-slug, got {team!r}")
+        try:
+            with self._github(repo, f"reading {user}'s membership of team {team}") as gh:
+                membership = gh.get_organization(org).get_team_by_slug(slug).get_team_membership(user)
+                return membership.state == "active"
+        except ForgeError as exc:
+            if exc.status != 404:
+                raise
+        try:
+            with self._github(repo, f"reading team {team}") as gh:
+                gh.get_organization(org).get_team_by_slug(slug).id  # noqa: B018 - the lazy team's fetch
+        except ForgeError as exc:
+            if exc.status == 404:
+                raise ForgeError(f"GitHub: team {team} does not exist, or the credentials cannot see it "
+                                 "(a GitHub App needs the organization permission Members: read)",
+                                 status=404) from None
+            raise
+        return False
+
+    def merge(self, repo: Repo, number: int, *, method: MergeMethod, sha: str) -> str:
+        """PUT /repos/{owner}/{repo}/pulls/{n}/merge with `sha` and `merge_method`: GitHub merges
+        only if the head is still `sha` (409 "Head branch was modified" otherwise) and the pull
+        request may be merged (405 "Pull Request is not mergeable", or what branch protection
+        requires); either is a ForgeError carrying GitHub's message, not retryable. Returns the
+        sha GitHub reports: the merge commit, the squashed commit, or the last rebased commit."""
+        if method not in _MERGE_METHODS:
+            raise ValueError(f"unknown merge method {method!r}; one of {', '.join(sorted(_MERGE_METHODS))}")
+        if not sha:
+            raise ValueError("merge needs the head sha the pull request must still have")
+        what = f"merging pull request #{number} at {sha[:12]} ({method})"
+        with self._github(repo, what) as gh:
+            result = gh.get_repo(repo.full_name).get_pull(int(number)).merge(merge_method=method, sha=sha)
+            merged, landed, message = bool(result.merged), str(result.sha or ""), str(result.message or "")
+        if not merged or not landed:
+            raise ForgeError(f"GitHub: {what} ({repo.full_name}) did not merge" + (f": {message}" if message else ""))
+        return landed
+
+    def mergeability(self, repo: Repo, number: int) -> Mergeability:
+        """GET /repos/{owner}/{repo}/pulls/{n}: `mergeable` (null while GitHub computes it) and
+        `mergeable_state`: clean, unstable and has_hooks are mergeable; dirty (conflicts), draft,
+        behind (branch protection wants it up to date) and blocked are not. For "blocked" the
+        head's commit statuses and check runs that are not successful are listed in `blocked_by`
+        (check runs that concluded neutral or skipped pass, as branch protection counts them).
+        Branch protection may also block for reviews, which the REST API does not report without
+        admin rights: an empty `blocked_by` then."""
+        with self._github(repo, f"reading the mergeability of #{number}") as gh:
+            pr = gh.get_repo(repo.full_name).get_pull(int(number))
+            merged, state, draft = bool(pr.merged), pr.state, bool(pr.draft)
+            mergeable, merge_state, head = pr.mergeable, str(pr.mergeable_state or ""), pr.head.sha
+        if merged:
+            return Mergeability(False, "it is already merged")
+        if state != "open":
+            return Mergeability(False, "it is closed")
+        if draft or merge_state == "draft":
+            return Mergeability(False, _MERGE_STATES["draft"][1])
+        if mergeable is None or merge_state in ("", "unknown"):
+            return Mergeability(None, "GitHub is still computing whether it can be merged; ask again shortly")
+        if merge_state == "blocked":
+            blocked = self._not_passing(repo, head)
+            why = ("statuses or checks not successful: " + ", ".join(blocked) if blocked
+                   else "required reviews, or required statuses not reported yet")
+            return Mergeability(False, f"blocked by branch protection ({why})", blocked)
+        if merge_state in _MERGE_STATES:
+            ok, why = _MERGE_STATES[merge_state]
+            if ok and not mergeable:  # GitHub's two fields disagree: its merge would fail
+                return Mergeability(False, _MERGE_STATES["dirty"][1])
+            return Mergeability(ok, why)
+        return Mergeability(bool(mergeable), f"GitHub reports mergeable_state {merge_state!r}")
+
+    def _not_passing(self, repo: Repo, sha: str) -> tuple[str, ...]:
+        """The commit statuses (latest per context) and check runs (latest per name) of `sha`
+        that are not successful, by name."""
+        names = {context for context, state in self.statuses(repo, sha).items() if state != "success"}
+        with self._github(repo, f"reading the check runs of {sha[:12]}") as gh:
+            for run in gh.get_repo(repo.full_name).get_commit(sha).get_check_runs():
+                if run.status != "completed" or run.conclusion not in _PASSING_CONCLUSIONS:
+                    names.add(run.name)
+        return tuple(sorted(names))
+
     @staticmethod
     def _check_body(body: str) -> None:
         if len(body) > COMMENT_LIMIT:
             raise ForgeError(f"GitHub: a comment of {len(body)} characters is over GitHub's limit of {COMMENT_LIMIT}; "
                              "split it first")
+
+
+def _head_repo(pr: Any, repo: Repo) -> dict[str, Any]:
+    """`head_repo` and `from_fork` of a pull request: its head repository's full name ("" when
+    that repository was deleted, which only a fork's can be) compared with the base's."""
+    head = pr.head.repo
+    base = pr.base.repo
+    head_name = str(head.full_name or "") if head is not None else ""
+    base_name = str(base.full_name or "") if base is not None else repo.full_name
+    return {"head_repo": head_name, "from_fork": not head_name or head_name.lower() != base_name.lower()}
 
 
 def _role(data: dict[str, Any]) -> str:

@@ -27,7 +27,13 @@ Mapping onto the forge-neutral types:
 - roles: the member's `access_level` on the project including inherited memberships
   (`members/all`): 50 owner -> admin, 40 maintainer -> maintain, 30 developer -> write,
   20 reporter / 15 planner / 10 guest -> read; 5 (minimal access), no membership, a blocked
-  user, an awaiting or expired membership -> none.
+  user, an awaiting or expired membership -> none. Team membership (`member_of`) is the same
+  reading of the group's `members/all`: any role but none;
+- reactions: base.REACTIONS (GitHub's names) as award emoji on the note ("+1" thumbsup, "-1"
+  thumbsdown, "laugh" laughing, "hooray" tada, the others by the same name);
+- merging: `sha` pins the head, `squash` is the only per-merge choice (the merge method is the
+  project's setting); the landed commit as in `fetch_change`. Mergeability is the MR's
+  `detailed_merge_status` (`merge_status` before GitLab 15.6).
 """
 
 from __future__ import annotations
@@ -44,11 +50,15 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bot.forges.base import (
+    REACTIONS,
     Change,
     Comment,
     Credentials,
     ForgeError,
     ForgeName,
+    Mergeability,
+    MergeMethod,
+    Reaction,
     Repo,
     StatusState,
     retry_after_seconds,
@@ -72,6 +82,48 @@ _MR_STATES: dict[str, Literal["open", "closed", "merged"]] = {
     "opened": "open", "locked": "open", "reopened": "open", "closed": "closed", "merged": "merged"}
 # (lowest access_level, role), highest first.
 _ROLES: tuple[tuple[int, str], ...] = ((50, "admin"), (40, "maintain"), (30, "write"), (10, "read"))
+# The reactions of base.REACTIONS (GitHub's names) as GitLab's emoji names.
+_EMOJI: dict[str, str] = {"+1": "thumbsup", "-1": "thumbsdown", "laugh": "laughing", "confused": "confused",
+                          "heart": "heart", "hooray": "tada", "rocket": "rocket", "eyes": "eyes"}
+_MERGE_METHODS = ("merge", "squash", "rebase")
+# detailed_merge_status (GitLab 15.6+) -> (mergeable, reason); None: GitLab is still checking.
+_DETAILED_MERGE_STATUS: dict[str, tuple[bool | None, str]] = {
+    "mergeable": (True, "mergeable"),
+    "checking": (None, "GitLab is checking whether it can be merged; ask again shortly"),
+    "unchecked": (None, "GitLab has not checked yet whether it can be merged; ask again shortly"),
+    "preparing": (None, "GitLab is still preparing its diff; ask again shortly"),
+    "approvals_syncing": (None, "GitLab is syncing its approvals; ask again shortly"),
+    "not_approved": (False, "it needs approval"),
+    "requested_changes": (False, "a reviewer requested changes"),
+    "conflict": (False, "it has merge conflicts with the target branch"),
+    "draft_status": (False, "it is a draft"),
+    "ci_must_pass": (False, "a pipeline must succeed first"),
+    "ci_still_running": (False, "its pipeline is still running"),
+    "discussions_not_resolved": (False, "its discussions are not all resolved"),
+    "need_rebase": (False, "it must be rebased onto the target branch first"),
+    "blocked_status": (False, "another merge request blocks it"),
+    "merge_request_blocked": (False, "another merge request blocks it"),
+    "not_open": (False, "it is not open"),
+    "commits_status": (False, "its source branch is missing or has no commits"),
+    "merge_time": (False, "it may not be merged before its merge-after time"),
+    "jira_association_missing": (False, "its title or description must name a Jira issue"),
+    "status_checks_must_pass": (False, "external status checks must pass first"),
+    "external_status_checks": (False, "external status checks must pass first"),
+    "security_policy_violations": (False, "security policies are not satisfied"),
+    "policies_denied": (False, "security policies are not satisfied"),
+    "locked_paths": (False, "paths it changes are locked by other users"),
+    "locked_lfs_files": (False, "LFS files it changes are locked by other users"),
+}
+# The statuses that list the pipeline's failing or unfinished jobs and statuses in blocked_by.
+_CI_BLOCKED = frozenset({"ci_must_pass", "ci_still_running"})
+# merge_status (deprecated in 15.6) for an older GitLab without detailed_merge_status.
+_MERGE_STATUS: dict[str, tuple[bool | None, str]] = {
+    "can_be_merged": (True, "mergeable"),
+    "cannot_be_merged": (False, "it has merge conflicts with the target branch"),
+    "unchecked": (None, "GitLab has not checked yet whether it can be merged; ask again shortly"),
+    "checking": (None, "GitLab is checking whether it can be merged; ask again shortly"),
+    "cannot_be_merged_recheck": (None, "GitLab is checking again whether it can be merged; ask again shortly"),
+}
 
 OnCall = Callable[[str, int], None]
 
@@ -132,6 +184,8 @@ class GitLabForge:
                                       "retry_transient_errors": retries > 0}
         # (project, sha) of commits on no branch (a fork's MR head): their statuses need a ref.
         self._refs_needed: RecentSet[tuple[int | str, str]] = RecentSet(REFS_NEEDED_KNOWN)
+        self._login: str | None = None  # whoami, once asked
+        self._login_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"GitLabForge(url={self.url!r})"
@@ -150,6 +204,7 @@ class GitLabForge:
         except Exception as e:
             self._raise(f"listing the open merge requests of {repo.full_name}", e)
         changes = []
+        paths: dict[int, str] = {}
         for attrs in listed:
             author = attrs.get("author") or {}
             draft = attrs.get("draft")
@@ -159,20 +214,15 @@ class GitLabForge:
                 base_sha=str((attrs.get("diff_refs") or {}).get("base_sha") or ""), merge_sha="",
                 author=str(author.get("username") or ""),
                 draft=bool(draft if draft is not None else attrs.get("work_in_progress", False)),
-                title=str(attrs.get("title") or "")))
+                title=str(attrs.get("title") or ""), **self._head_repo(repo, attrs, paths)))
         return sorted(changes, key=lambda c: c.number)
 
     def statuses(self, repo: Repo, sha: str) -> dict[str, str]:
         """GET /projects/:id/repository/commits/:sha/statuses, every page (GitLab lists the
         latest status of each name and ref; of several refs, the newest status wins). States
         map back as `set_status` maps them: failed is "error" when its description says so."""
-        try:
-            listed = [s.attributes for s in self._project(repo).commits.get(sha, lazy=True).statuses.list(
-                iterator=True, **self._call)]
-        except Exception as e:
-            self._raise(f"reading the statuses of {sha[:12]} of {repo.full_name}", e)
         latest: dict[str, str] = {}
-        for attrs in sorted(listed, key=lambda a: int(a.get("id") or 0)):
+        for attrs in self._statuses(repo, sha):
             state = str(attrs.get("status") or "")
             if state == "failed":
                 state = "error" if str(attrs.get("description") or "").startswith("error: ") else "failure"
@@ -190,6 +240,7 @@ class GitLabForge:
         state = _MR_STATES.get(str(attrs.get("state")))
         if state is None:
             raise ForgeError(f"GitLab: {what}: unknown merge request state {attrs.get('state')!r}")
+        head_repo = self._head_repo(repo, attrs, {})
         head = attrs.get("sha") or ""
         merge = attrs.get("merge_commit_sha") or attrs.get("squash_commit_sha") or ""
         if state == "merged" and not merge:
@@ -209,6 +260,7 @@ class GitLabForge:
             approvers=approvers,
             draft=bool(draft if draft is not None else attrs.get("work_in_progress", False)),
             title=str(attrs.get("title") or ""),
+            **head_repo,
         )
 
     def head_ref(self, number: int) -> str:
@@ -295,6 +347,127 @@ class GitLabForge:
     def comment_limit(self) -> int:
         return COMMENT_LIMIT
 
+    def react(self, repo: Repo, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        """POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji with the emoji's
+        GitLab name. GitLab refuses a second identical award of the same user with 404 "Award
+        Emoji ... has already been taken" (the model's uniqueness validation): that means done."""
+        if reaction not in REACTIONS:
+            raise ValueError(f"unknown reaction {reaction!r}; one of {', '.join(REACTIONS)}")
+        name = _EMOJI[reaction]
+        what = f"reacting :{name}: to comment {comment_id} of merge request !{number} of {repo.full_name}"
+        try:
+            self._mr(repo, number).notes.get(comment_id, lazy=True).awardemojis.create({"name": name}, **self._call)
+        except gitlab.exceptions.GitlabError as e:
+            if e.response_code in (404, 409) and "already" in str(e.error_message).lower():
+                return
+            self._raise(what, e)
+        except Exception as e:
+            self._raise(what, e)
+
+    def whoami(self) -> str:
+        """GET /user: the token's username (a project or group access token's bot user). Asked
+        once, then cached."""
+        with self._login_lock:
+            if self._login is None:
+                try:
+                    user = gitlab.v4.objects.CurrentUserManager(self._gl).get(**self._call)
+                except Exception as e:
+                    self._raise("reading the user of the token", e)
+                self._login = str(user.attributes.get("username") or "")
+                if not self._login:
+                    raise ForgeError("GitLab: the user of the token has no username")
+            return self._login
+
+    def member_of(self, repo: Repo, user: str, team: str) -> bool:
+        """GET /groups/:id/members/all/:user_id (the group by its URL-encoded full path `team`;
+        the user's id from GET /users?username=): a direct or inherited member of the group, at
+        least Guest, active, not expired and not awaiting. An unknown user or a non-member
+        (404 "Not found") is False; an unknown group (404 "Group Not Found") is a ForgeError."""
+        what = f"reading {user!r}'s membership of group {team}"
+        try:
+            found = [u for u in self._gl.users.list(username=user, get_all=False, **self._call)
+                     if str(u.attributes.get("username", "")).lower() == user.lower()]
+            if not found:
+                return False
+            try:
+                member = self._gl.groups.get(team, lazy=True).members_all.get(found[0].get_id(), **self._call)
+            except gitlab.exceptions.GitlabError as e:
+                if e.response_code == 404 and "group" in str(e.error_message).lower():
+                    raise ForgeError(f"GitLab: group {team} does not exist, or the token cannot see it",
+                                     status=404) from None
+                if e.response_code == 404:
+                    return False
+                raise
+        except Exception as e:
+            self._raise(what, e)
+        return _role(member.attributes) != "none"  # Guest (10) or more, active, not expired
+
+    def merge(self, repo: Repo, number: int, *, method: MergeMethod, sha: str) -> str:
+        """PUT /projects/:id/merge_requests/:iid/merge with `sha` (GitLab merges only if the head
+        is still that: 409 "SHA does not match HEAD of source branch" otherwise) and `squash`.
+        GitLab has no per-merge method: merge commit, merge commit with semi-linear history
+        or fast-forward is the project's setting, so "merge" and "rebase" both send squash false
+        and the project decides. 405 (draft, closed, pipeline or approvals missing), 409 and 422
+        ("Branch cannot be merged") are ForgeErrors carrying GitLab's message, not retryable.
+        Returns `merge_commit_sha`, else `squash_commit_sha`, else (a fast-forward) the head."""
+        if method not in _MERGE_METHODS:
+            raise ValueError(f"unknown merge method {method!r}; one of {', '.join(_MERGE_METHODS)}")
+        if not sha:
+            raise ValueError("merge needs the head sha the merge request must still have")
+        what = f"merging merge request !{number} of {repo.full_name} at {sha[:12]} ({method})"
+        mr = self._mr(repo, number)
+        try:
+            data = self._gl.http_put(f"{mr.manager.path}/{mr.encoded_id}/merge",
+                                     post_data={"sha": sha, "squash": method == "squash"}, **self._call)
+        except gitlab.exceptions.GitlabError as e:
+            if e.response_code in (405, 409, 422):
+                hint = {405: " (it cannot be merged now: a draft, closed, or missing pipeline success, "
+                             "approvals or resolved discussions)",
+                        409: " (its head moved)", 422: " (conflicts, or the merge failed)"}[e.response_code]
+                detail = redact(str(e.error_message) or type(e).__name__, [self._token])
+                raise ForgeError(f"GitLab: {what} failed: HTTP {e.response_code}: {detail}{hint}",
+                                 status=e.response_code) from None
+            self._raise(what, e)
+        except Exception as e:
+            self._raise(what, e)
+        attrs = data if isinstance(data, dict) else {}
+        if attrs.get("state") != "merged":
+            raise ForgeError(f"GitLab: {what}: GitLab answered with state {attrs.get('state')!r}"
+                             + (f": {attrs['merge_error']}" if attrs.get("merge_error") else ""))
+        landed = attrs.get("merge_commit_sha") or attrs.get("squash_commit_sha") or attrs.get("sha") or sha
+        return str(landed)
+
+    def mergeability(self, repo: Repo, number: int) -> Mergeability:
+        """GET /projects/:id/merge_requests/:iid: `detailed_merge_status` (GitLab 15.6+; before
+        it, `merge_status`). mergeable -> True; checking, unchecked, preparing, approvals_syncing
+        -> None; everything else -> False with a reason. For ci_must_pass and ci_still_running
+        the head's commit statuses and jobs that are not successful (allow_failure ones left
+        out) are listed in `blocked_by`."""
+        what = f"reading the mergeability of merge request !{number} of {repo.full_name}"
+        try:
+            attrs = self._project(repo).mergerequests.get(number, **self._call).attributes
+        except Exception as e:
+            self._raise(what, e)
+        state = _MR_STATES.get(str(attrs.get("state")))
+        if state == "merged":
+            return Mergeability(False, "it is already merged")
+        if state == "closed":
+            return Mergeability(False, "it is closed")
+        detailed = attrs.get("detailed_merge_status")
+        if detailed is None:
+            merge_status = str(attrs.get("merge_status") or "")
+            ok, why = _MERGE_STATUS.get(merge_status, (False, f"GitLab reports merge_status {merge_status!r}"))
+            return Mergeability(ok, why)
+        ok, why = _DETAILED_MERGE_STATUS.get(str(detailed), (False, f"GitLab reports {detailed!r}"))
+        if detailed not in _CI_BLOCKED:
+            return Mergeability(ok, why)
+        head = str(attrs.get("sha") or "")
+        blocked = tuple(sorted({str(s.get("name") or "default") for s in self._statuses(repo, head, latest=True)
+                                if s.get("status") != "success" and not s.get("allow_failure")})) if head else ()
+        if blocked:
+            why = f"{why} (not successful: {', '.join(blocked)})"
+        return Mergeability(False, why, blocked)
+
     # -- beyond the Protocol ----------------------------------------------------------------
 
     def repo(self, project: str | int) -> Repo:
@@ -317,6 +490,41 @@ class GitLabForge:
 
     def _mr(self, repo: Repo, number: int) -> Any:
         return self._project(repo).mergerequests.get(number, lazy=True)
+
+    def _statuses(self, repo: Repo, sha: str, *, latest: bool = False) -> list[dict[str, Any]]:
+        """GET /projects/:id/repository/commits/:sha/statuses, every page, oldest first; with
+        `latest`, only the newest of each name."""
+        try:
+            listed = [s.attributes for s in self._project(repo).commits.get(sha, lazy=True).statuses.list(
+                iterator=True, **self._call)]
+        except Exception as e:
+            self._raise(f"reading the statuses of {sha[:12]} of {repo.full_name}", e)
+        ordered = sorted(listed, key=lambda a: int(a.get("id") or 0))
+        if not latest:
+            return ordered
+        newest = {str(a.get("name") or "default"): a for a in ordered}
+        return list(newest.values())
+
+    def _head_repo(self, repo: Repo, attrs: Mapping[str, Any], paths: dict[int, str]) -> dict[str, Any]:
+        """`head_repo` and `from_fork` of a merge request: its source project's path (GET
+        /projects/:source_project_id for a fork, remembered in `paths`; "" when the token cannot
+        see the fork) and whether it is another project than the target."""
+        source, target = attrs.get("source_project_id"), attrs.get("target_project_id")
+        if source is None:  # the source project is gone
+            return {"head_repo": "", "from_fork": True}
+        if source == target:
+            return {"head_repo": repo.full_name, "from_fork": False}
+        source = int(source)
+        if source not in paths:
+            try:
+                paths[source] = str(self._gl.projects.get(source, **self._call).attributes["path_with_namespace"])
+            except gitlab.exceptions.GitlabError as e:
+                if e.response_code not in (403, 404):
+                    self._raise(f"reading the source project {source} of a merge request of {repo.full_name}", e)
+                paths[source] = ""  # a fork the token cannot see (or one deleted since)
+            except Exception as e:
+                self._raise(f"reading the source project {source} of a merge request of {repo.full_name}", e)
+        return {"head_repo": paths[source], "from_fork": True}
 
     def _approvers(self, mr: Any) -> tuple[str, ...]:
         try:

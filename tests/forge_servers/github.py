@@ -16,16 +16,27 @@ against the fields PyGithub's classes parse:
     POST  /repos/{owner}/{repo}/statuses/{sha}                   201
     GET   /repos/{owner}/{repo}/commits/{sha}/statuses           newest first, paginated
     GET   /repos/{owner}/{repo}/collaborators/{user}/permission
+    POST  /repos/{owner}/{repo}/issues/comments/{id}/reactions   201 new, 200 one the user already left
+    PUT   /repos/{owner}/{repo}/pulls/{n}/merge                  200 {sha, merged, message}; 405 not
+                                                                 mergeable, 409 head moved, 422 invalid
+    GET   /repos/{owner}/{repo}/commits/{ref}/check-runs         {total_count, check_runs}, filter
+                                                                 latest (default) or all, paginated
     GET   /repos/{owner}/{repo}/installation                     (GitHub App JWT)
     POST  /app/installations/{id}/access_tokens                  201 (GitHub App JWT, RS256, verified)
+    GET   /app                                                   the authenticated App (JWT)
+    GET   /user                                                  the token's user (an installation
+                                                                 token: 403, as GitHub answers it)
+    GET   /orgs/{org}/teams/{team_slug}                          team
+    GET   /orgs/{org}/teams/{team_slug}/memberships/{username}   {url, role, state}; 404 not a member
     GET   /rate_limit
 
 `/repositories/{id}/...` is the same as `/repos/{owner}/{repo}/...` (GitHub's Link headers use
 that form). With `prefix="/api/v3"` every path sits under it, as on GitHub Enterprise Server.
 
-State lives in memory: tests set it up (`add_repo`, `add_pull`, `add_review`, `add_comment`,
-`set_permission`, `add_app`, `add_installation`) and assert on it (`comments`, `statuses`) and
-on `requests`, every request received (method, path, query, JSON body, which credential it
+State lives in memory: tests set it up (`add_repo`, `add_pull`, `update_pull`, `add_review`,
+`add_comment`, `set_permission`, `add_app`, `add_installation`, `add_team`,
+`set_team_membership`, `add_check_run`, `set_merge_result`) and assert on it (`comments`,
+`statuses`, `reactions`, `repo(...).pulls`) and on `requests`, every request received (method, path, query, JSON body, which credential it
 carried, the status answered). Every call needs a valid credential: a token added with
 `add_token`, an installation token this server issued (unexpired, for a repository of its
 installation), or, on the App endpoints, a JWT signed with a registered App's key; anything else
@@ -53,6 +64,7 @@ import jwt
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT = 5000
 STATUS_STATES = ("error", "failure", "pending", "success")
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 COMMENT_LIMIT = 65536
 DESCRIPTION_LIMIT = 140
 JWT_MAX_LIFETIME = 600  # GitHub: exp no more than 10 minutes after iat
@@ -103,6 +115,15 @@ class Pull:
     body: str = ""
     created_at: str = field(default_factory=_now)
     reviews: list[dict[str, Any]] = field(default_factory=list)
+    # The head's repository: "" the base repository itself, a full name a fork's, None a fork
+    # that was deleted (GitHub then reports head.repo null).
+    head_repo: str | None = ""
+    # What the single pull request reports while open (mergeable_state: clean, unstable,
+    # has_hooks, dirty, draft, behind, blocked, unknown; mergeable None while computing).
+    mergeable: bool | None = True
+    mergeable_state: str = "clean"
+    # What PUT .../merge does next (`set_merge_result`): {"sha": ...} or {"status": ..., "message": ...}.
+    merge_result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,6 +178,9 @@ class GitHubServer:
         self._apps: dict[str, dict[str, Any]] = {}  # app id -> {key, slug}
         self._installations: dict[int, dict[str, Any]] = {}  # id -> {app, account, repos}
         self._installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires)
+        self._teams: dict[tuple[str, str], dict[str, Any]] = {}  # (org, slug) -> {id, name, members}
+        self._check_runs: list[dict[str, Any]] = []
+        self._reactions: dict[int, list[dict[str, Any]]] = {}  # comment id -> reactions
         self._failures: list[_Failure] = []
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._http.daemon_threads = True
@@ -209,11 +233,15 @@ class GitHubServer:
 
     def add_pull(self, full_name: str, number: int, *, head_sha: str, base_sha: str, base_ref: str = "main",
                  head_ref: str = "feature", user: str = "alice", title: str = "", state: str = "open",
-                 merged: bool = False, merge_commit_sha: str | None = None, draft: bool = False) -> Pull:
+                 merged: bool = False, merge_commit_sha: str | None = None, draft: bool = False,
+                 head_repo: str | None = "") -> Pull:
+        """`head_repo`: "" for a branch of the repository itself, a fork's full name, or None for
+        a fork deleted since (head.repo null)."""
         with self._lock:
             self._user_id(user)
             pull = Pull(number, title or f"Pull request {number}", user, head_sha, head_ref, base_sha, base_ref,
-                        state, merged, merge_commit_sha, draft)
+                        state, merged, merge_commit_sha, draft, head_repo=head_repo,
+                        mergeable_state="draft" if draft else "clean")
             self._repos[full_name].pulls[number] = pull
             return pull
 
@@ -264,6 +292,45 @@ class GitHubServer:
             self._user_id(account)
             self._installations[installation_id] = {"app": str(app_id), "account": account, "repos": list(repos)}
 
+    def add_team(self, org: str, slug: str, *, name: str = "", members: list[str] | None = None) -> None:
+        """A team of organization `org`, with `members` active."""
+        with self._lock:
+            self._user_id(org)
+            self._teams[(org, slug)] = {"id": next(self._ids), "name": name or slug, "members": {}}
+            for login in members or []:
+                self.set_team_membership(org, slug, login)
+
+    def set_team_membership(self, org: str, slug: str, login: str, *, state: str = "active",
+                            role: str = "member") -> None:
+        """`login`'s membership of the team: state active or pending (invited), role member or
+        maintainer."""
+        assert state in ("active", "pending") and role in ("member", "maintainer")
+        with self._lock:
+            self._user_id(login)
+            self._teams[(org, slug)]["members"][login] = {"state": state, "role": role}
+
+    def add_check_run(self, full_name: str, sha: str, name: str, *, status: str = "completed",
+                      conclusion: str | None = "success") -> int:
+        """A check run on `sha`: status queued, in_progress or completed; conclusion (completed
+        only) success, failure, neutral, cancelled, skipped, timed_out or action_required."""
+        assert status in ("queued", "in_progress", "completed"), status
+        with self._lock:
+            run_id = next(self._ids)
+            self._check_runs.append({"repo": full_name, "sha": sha, "id": run_id, "name": name, "status": status,
+                                     "conclusion": conclusion if status == "completed" else None,
+                                     "started_at": _now()})
+            return run_id
+
+    def set_merge_result(self, full_name: str, number: int, *, sha: str | None = None, status: int | None = None,
+                         message: str = "") -> None:
+        """What the next merge of the pull request does: land as commit `sha` (default: a new
+        sha), or be refused with `status` (405, 409, 422, 403...) and `message`. The stand-in
+        knows no Git: it records the merge (state closed, merged, merge_commit_sha) and nothing
+        else."""
+        with self._lock:
+            self._repos[full_name].pulls[number].merge_result = (
+                {"status": status, "message": message} if status is not None else {"sha": sha})
+
     def revoke_installation_tokens(self) -> None:
         """Every installation token issued so far stops working (as when an App is reinstalled)."""
         with self._lock:
@@ -289,6 +356,14 @@ class GitHubServer:
         with self._lock:
             return [dict(c, id=i) for i, c in self._comments.items()
                     if c["repo"] == full_name and c["number"] == number]
+
+    def reactions(self, full_name: str, comment_id: int) -> list[dict[str, Any]]:
+        """The reactions on an issue comment: {id, content, user}, oldest first."""
+        with self._lock:
+            comment = self._comments.get(comment_id)
+            if comment is None or comment["repo"] != full_name:
+                return []
+            return [dict(r) for r in self._reactions.get(comment_id, [])]
 
     def statuses(self, full_name: str, sha: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -342,9 +417,15 @@ class GitHubServer:
         api = f"{self.api_url}/repos/{repo.full_name}"
         html = f"{self.web_url}/{repo.full_name}/pull/{pull.number}"
 
-        def part(ref: str, sha: str) -> dict[str, Any]:
-            return {"label": f"{repo.owner}:{ref}", "ref": ref, "sha": sha, "user": self._user(repo.owner),
-                    "repo": self._repo(repo)}
+        def part(ref: str, sha: str, head_repo: str | None = "") -> dict[str, Any]:
+            if head_repo == "":
+                return {"label": f"{repo.owner}:{ref}", "ref": ref, "sha": sha, "user": self._user(repo.owner),
+                        "repo": self._repo(repo)}
+            if head_repo is None:  # a deleted fork
+                return {"label": f"unknown:{ref}", "ref": ref, "sha": sha, "user": None, "repo": None}
+            fork = self._repos.get(head_repo) or self._fork(head_repo)
+            return {"label": f"{fork.owner}:{ref}", "ref": ref, "sha": sha, "user": self._user(fork.owner),
+                    "repo": dict(self._repo(fork), fork=True)}
 
         closed = pull.state == "closed"
         return {
@@ -360,17 +441,23 @@ class GitHubServer:
             "closed_at": _now() if closed else None, "merged_at": _now() if pull.merged else None,
             "merge_commit_sha": pull.merge_commit_sha, "assignee": None, "assignees": [],
             "requested_reviewers": [], "requested_teams": [],
-            "head": part(pull.head_ref, pull.head_sha), "base": part(pull.base_ref, pull.base_sha),
+            "head": part(pull.head_ref, pull.head_sha, pull.head_repo), "base": part(pull.base_ref, pull.base_sha),
             "_links": {"self": {"href": f"{api}/pulls/{pull.number}"}, "html": {"href": html},
                        "issue": {"href": f"{api}/issues/{pull.number}"},
                        "comments": {"href": f"{api}/issues/{pull.number}/comments"},
                        "statuses": {"href": f"{api}/statuses/{pull.head_sha}"}},
             "author_association": "CONTRIBUTOR", "auto_merge": None, "draft": pull.draft, "merged": pull.merged,
-            "mergeable": None if closed else True, "rebaseable": None if closed else True,
-            "mergeable_state": "unknown" if closed else "clean",
+            "mergeable": None if closed else pull.mergeable, "rebaseable": None if closed else pull.mergeable,
+            "mergeable_state": "unknown" if closed else pull.mergeable_state,
             "merged_by": self._user(repo.owner) if pull.merged else None, "comments": 0, "review_comments": 0,
             "maintainer_can_modify": False, "commits": 1, "additions": 1, "deletions": 0, "changed_files": 1,
         }
+
+    def _fork(self, full_name: str) -> RepoState:
+        """A fork the stand-in holds no state for, shaped as a repository (a stable id per name)."""
+        owner, name = full_name.split("/")
+        self._user_id(owner)
+        return RepoState(self._user_id(f"repo:{full_name}"), owner, name, "main", False)
 
     def _review(self, repo: RepoState, pull: Pull, review: dict[str, Any]) -> dict[str, Any]:
         html = f"{self.web_url}/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review['id']}"
@@ -487,6 +574,38 @@ class GitHubServer:
                     "resource": "core"}
             return _Reply(200, {"resources": {"core": core}, "rate": core})
 
+        if route == "/app" and method == "GET":
+            if kind != "jwt":
+                raise _error(401, "A JSON web token could not be decoded")
+            return _Reply(200, self._app(detail))
+
+        if route == "/user" and method == "GET":
+            if kind == "jwt":
+                raise _error(401, "Bad credentials")
+            if kind == "installation":
+                raise _error(403, "Resource not accessible by integration")
+            return _Reply(200, dict(self._user(who), name=who.title(), company=None, blog="", location=None,
+                                    email=None, hireable=None, bio=None, twitter_username=None, public_repos=0,
+                                    public_gists=0, followers=0, following=0, created_at="2024-01-01T00:00:00Z",
+                                    updated_at="2024-01-01T00:00:00Z"))
+
+        m = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)(?:/memberships/([^/]+))?", route)
+        if m and method == "GET":
+            if kind == "jwt":
+                raise _error(401, "Bad credentials")
+            org, slug = unquote(m.group(1)), unquote(m.group(2))
+            team = self._teams.get((org, slug))
+            if team is None or (kind == "installation" and self._installations[detail]["account"] != org):
+                raise _error(404, "Not Found")
+            if m.group(3) is None:
+                return _Reply(200, self._team(org, slug, team))
+            login = unquote(m.group(3))
+            membership = team["members"].get(login)
+            if membership is None:
+                raise _error(404, "Not Found")
+            return _Reply(200, {"url": f"{self.api_url}/teams/{team['id']}/memberships/{quote(login)}",
+                                "role": membership["role"], "state": membership["state"]})
+
         m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", route)
         if m and method == "POST":
             if kind != "jwt":
@@ -523,6 +642,33 @@ class GitHubServer:
         if repo is None or (kind == "installation" and full_name not in self._installations[detail]["repos"]):
             raise _error(404, "Not Found")
         return self._repo_call(method, repo, rest, query, body, who)
+
+    def _app(self, app_id: str) -> dict[str, Any]:
+        slug = self._apps[app_id]["slug"]
+        owner = next((inst["account"] for inst in self._installations.values() if inst["app"] == app_id), slug)
+        return {
+            "id": int(app_id), "slug": slug, "node_id": f"A_{app_id}", "client_id": f"Iv1.{app_id}",
+            "owner": self._user(owner), "name": slug.title(), "description": "", "external_url": self.web_url,
+            "html_url": f"{self.web_url}/apps/{slug}", "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "permissions": {"contents": "write", "issues": "write", "metadata": "read", "pull_requests": "write",
+                            "statuses": "write", "checks": "read", "members": "read"},
+            "events": ["pull_request", "push", "issue_comment"],
+            "installations_count": sum(1 for inst in self._installations.values() if inst["app"] == app_id),
+        }
+
+    def _team(self, org: str, slug: str, team: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.api_url}/organizations/{self._user_id(org)}/team/{team['id']}"
+        return {
+            "id": team["id"], "node_id": f"T_{team['id']}", "url": api,
+            "html_url": f"{self.web_url}/orgs/{org}/teams/{slug}", "name": team["name"], "slug": slug,
+            "description": None, "privacy": "closed", "notification_setting": "notifications_enabled",
+            "permission": "pull", "members_url": f"{api}/members{{/member}}", "repositories_url": f"{api}/repos",
+            "parent": None, "members_count": len(team["members"]), "repos_count": 0,
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+            "organization": {"login": org, "id": self._user_id(org), "node_id": f"O_{self._user_id(org)}",
+                             "url": f"{self.api_url}/orgs/{org}", "type": "Organization"},
+        }
 
     def _installation(self, installation_id: int, inst: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -593,6 +739,46 @@ class GitHubServer:
                 comment["updated_at"] = _now()
             return _Reply(200, self._comment(comment_id))
 
+        m = re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)
+        if m and method == "POST":
+            comment_id = int(m.group(1))
+            comment = self._comments.get(comment_id)
+            if comment is None or comment["repo"] != repo.full_name:
+                raise _error(404, "Not Found")
+            content = body.get("content") if isinstance(body, dict) else None
+            if content not in REACTIONS:
+                raise self._invalid("Reaction", "content", "invalid")
+            reactions = self._reactions.setdefault(comment_id, [])
+            for reaction in reactions:
+                if reaction["user"] == author and reaction["content"] == content:
+                    return _Reply(200, self._reaction(reaction))  # GitHub: "Reaction exists"
+            reaction = {"id": next(self._ids), "user": author, "content": content, "created_at": _now()}
+            reactions.append(reaction)
+            return _Reply(201, self._reaction(reaction))
+
+        m = re.fullmatch(r"/pulls/(\d+)/merge", rest)
+        if m and method == "PUT":
+            pull = repo.pulls.get(int(m.group(1)))
+            if pull is None:
+                raise _error(404, "Not Found")
+            return self._merge(repo, pull, body)
+
+        m = re.fullmatch(r"/commits/([^/]+)/check-runs", rest)
+        if m and method == "GET":
+            sha = unquote(m.group(1))
+            runs = [r for r in self._check_runs if r["repo"] == repo.full_name and r["sha"] == sha]
+            if query.get("filter", "latest") == "latest":
+                latest: dict[str, dict[str, Any]] = {}
+                for run in runs:
+                    latest[run["name"]] = run
+                runs = list(latest.values())
+            elif query["filter"] != "all":
+                raise self._invalid("CheckRun", "filter", "invalid")
+            runs.sort(key=lambda r: r["id"], reverse=True)
+            page = self._page([self._check_run(repo, r) for r in runs], query,
+                              f"/repositories/{repo.id}/commits/{sha}/check-runs")
+            return _Reply(200, {"total_count": len(runs), "check_runs": page.body}, page.headers)
+
         m = re.fullmatch(r"/statuses/([^/]+)", rest)
         if m and method == "POST":
             sha = unquote(m.group(1))
@@ -624,6 +810,50 @@ class GitHubServer:
                                 "user": dict(self._user(user), permissions=permissions, role_name=role)})
 
         raise _error(404, "Not Found")
+
+    def _merge(self, repo: RepoState, pull: Pull, body: Any) -> _Reply:
+        """Merge a pull request, as GitHub answers: 405 when it cannot be merged (closed, a draft,
+        conflicts, branch protection), 409 when `sha` is not its head, 422 for an unknown
+        merge_method. No Git happens: the merge is recorded, with the sha `set_merge_result`
+        gave (or a new one)."""
+        body = body if isinstance(body, dict) else {}
+        method = body.get("merge_method", "merge")
+        if method not in ("merge", "squash", "rebase"):
+            raise self._invalid("PullRequest", "merge_method", "invalid")
+        if pull.state != "open" or pull.merged:
+            raise _error(405, "Pull Request is not mergeable")
+        forced = pull.merge_result
+        if forced.get("status") is not None:
+            pull.merge_result = {}
+            raise _error(int(forced["status"]), str(forced.get("message") or HTTPStatus(forced["status"]).phrase))
+        if pull.draft or pull.mergeable is False or pull.mergeable_state in ("dirty", "draft"):
+            raise _error(405, "Pull Request is not mergeable")
+        if pull.mergeable_state == "blocked":
+            raise _error(405, "At least 1 approving review is required by reviewers with write access.")
+        if pull.mergeable_state == "behind":
+            raise _error(405, "Head branch is out of date. Review and try the merge again.")
+        if body.get("sha") is not None and body["sha"] != pull.head_sha:
+            raise _error(409, "Head branch was modified. Review and try the merge again.")
+        landed = forced.get("sha") or f"{next(self._ids):040x}"
+        pull.merge_result = {}
+        pull.state, pull.merged, pull.merge_commit_sha = "closed", True, landed
+        return _Reply(200, {"sha": landed, "merged": True, "message": "Pull Request successfully merged"})
+
+    def _reaction(self, reaction: dict[str, Any]) -> dict[str, Any]:
+        return {"id": reaction["id"], "node_id": f"REA_{reaction['id']}", "user": self._user(reaction["user"]),
+                "content": reaction["content"], "created_at": reaction["created_at"]}
+
+    def _check_run(self, repo: RepoState, run: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{repo.full_name}/check-runs/{run['id']}"
+        return {
+            "id": run["id"], "head_sha": run["sha"], "node_id": f"CR_{run['id']}", "external_id": "",
+            "url": api, "html_url": f"{self.web_url}/{repo.full_name}/runs/{run['id']}", "details_url": None,
+            "status": run["status"], "conclusion": run["conclusion"], "started_at": run["started_at"],
+            "completed_at": run["started_at"] if run["status"] == "completed" else None,
+            "output": {"title": None, "summary": None, "text": None, "annotations_count": 0,
+                       "annotations_url": f"{api}/annotations"},
+            "name": run["name"], "check_suite": {"id": run["id"] + 1}, "app": None, "pull_requests": [],
+        }
 
     def _status(self, status: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -17,7 +17,12 @@ response shapes, status codes and headers of GitLab's published REST API
     POST /api/v4/projects/:id/statuses/:sha
     GET  /api/v4/projects/:id/repository/commits/:sha/statuses  (paginated; ref, name, all)
     GET  /api/v4/projects/:id/members/all/:user_id              (inherited from ancestor groups)
+    POST /api/v4/projects/:id/merge_requests/:iid/notes/:note_id/award_emoji
+    PUT  /api/v4/projects/:id/merge_requests/:iid/merge          (sha, squash)
+    GET  /api/v4/groups/:id/members/all/:user_id                (the URL-encoded full path;
+                                                                 inherited from ancestor groups)
     GET  /api/v4/users?username=...                             (paginated)
+    GET  /api/v4/user                                           (the token's user)
 
 Behaviour kept from GitLab: every call needs the `PRIVATE-TOKEN` header (401 otherwise); the
 token's user authors the notes and statuses it creates and only it may edit its notes (403);
@@ -29,10 +34,18 @@ an MR from a fork, `add_merge_request(from_fork=True)`: 404 "References for comm
 `pending` on a pending or running status of the same name and ref is 400 ("Cannot transition
 status via :enqueue from :pending"), a finished one is followed by a new status (the old one
 then counts as retried: commit status lists leave it out unless `all=true`); a note over
-1,000,000 characters is 400.
+1,000,000 characters is 400. An award emoji the user already gave on a note is refused with
+404 "Award Emoji ["Name has already been taken"] Not Found" (the API's `not_found!` around the
+model's uniqueness error). A merge (`lib/api/merge_requests.rb`) is 405 "Method Not Allowed"
+when the MR is not open or not mergeable for another reason than conflicts, 422 "Branch cannot be
+merged" for conflicts, 409 "SHA does not match HEAD of source branch: <sha>" when `sha` is not
+its head; no Git happens: the merge is recorded with the commit `set_merge_result` gave (or a
+new one). `detailed_merge_status` is the MR's field (set it to any of GitLab's values);
+`GitLabServer(detailed_merge_status=False)` answers as GitLab before 15.6 (`merge_status` only).
 
-Tests set up state (`add_user`, `add_project`, `add_member`, `add_merge_request`, `add_note`,
-`approve`), read it back from the same objects, and inspect `requests` (every request, in
+Tests set up state (`add_user`, `add_project`, `add_group`, `add_member`, `add_merge_request`,
+`add_note`, `approve`, `add_status` (a CI job's or another integration's status),
+`set_merge_result`), read it back from the same objects (`Note.awards`, `MergeRequest.state`, ...), and inspect `requests` (every request, in
 order, with its response status). `fail_next(n, status, retry_after=...)` makes the next `n`
 matching requests fail with 500 (JSON), 502/503/504 (an HTML proxy page) or 429 ("Retry
 later", with `Retry-After` and the `RateLimit-*` headers).
@@ -43,6 +56,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +69,12 @@ DEFAULT_TOKEN = "glpat-standin-0123456789abcdef"
 NOTE_LIMIT = 1_000_000
 _EPOCH = dt.datetime(2024, 5, 1, 9, 0, 0, tzinfo=dt.UTC)
 _STATUS_STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
+_EMOJI_NAME = re.compile(r"[a-z0-9_+-]+")
+# detailed_merge_status -> the deprecated merge_status GitLab reports along with it (Git's view
+# only: an MR blocked by approvals or a pipeline still "can_be_merged").
+_MERGE_STATUS = {"mergeable": "can_be_merged", "checking": "checking", "unchecked": "unchecked",
+                 "preparing": "unchecked", "approvals_syncing": "unchecked", "not_open": "cannot_be_merged",
+                 "conflict": "cannot_be_merged"}
 
 
 @dataclass
@@ -63,6 +83,15 @@ class User:
     username: str
     name: str
     state: str = "active"
+    bot: bool = False
+
+
+@dataclass
+class Award:
+    id: int
+    name: str
+    user: User
+    created_at: str
 
 
 @dataclass
@@ -82,6 +111,7 @@ class Note:
     created_at: str
     updated_at: str
     system: bool = False
+    awards: list[Award] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +135,9 @@ class MergeRequest:
     approved_by: list[User] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     source_project_id: int | None = None  # None: the project itself; else a fork's
+    detailed_merge_status: str = "mergeable"
+    # What PUT .../merge does next (`set_merge_result`).
+    merge_result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +153,7 @@ class CommitStatus:
     created_at: str
     pipeline_id: int
     retried: bool = False
+    allow_failure: bool = False
 
 
 @dataclass
@@ -178,10 +212,11 @@ class GitLabServer:
     """Use as a context manager: `with GitLabServer() as gl: ... gl.url ...`."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = "promisebot", max_per_page: int = 100,
-                 approvals_api: bool = True) -> None:
+                 approvals_api: bool = True, detailed_merge_status: bool = True) -> None:
         self.token = token
         self.max_per_page = max_per_page
         self.approvals_api = approvals_api  # False: /approvals answers 404 (no approvals API)
+        self.detailed_merge_status = detailed_merge_status  # False: GitLab before 15.6 (merge_status only)
         self.requests: list[Recorded] = []
         self.errors: list[Exception] = []  # exceptions raised while handling a request (stand-in bugs)
         self.users: dict[int, User] = {}
@@ -192,6 +227,7 @@ class GitLabServer:
         self._ids = 0
         self._clock = 0
         self.bot = self.add_user(bot_username, "promisebot bot")
+        self.bot.bot = True  # a project or group access token's user is a bot user
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -264,6 +300,12 @@ class GitLabServer:
             self.projects[project.id] = project
         return project
 
+    def add_group(self, path: str) -> None:
+        """A group (full path) with no members yet; `add_member` on a path that is no project
+        makes the group too."""
+        with self._lock:
+            self.groups.setdefault(path, {})
+
     def add_member(self, path: str, username: str, access_level: int, *, expires_at: str | None = None,
                    membership_state: str = "active") -> None:
         """Membership of a project (its full path) or of a group (any other path)."""
@@ -280,15 +322,20 @@ class GitLabServer:
                           title: str = "Add a request", iid: int | None = None, source_branch: str = "feature",
                           target_branch: str | None = None, state: str = "opened", draft: bool = False,
                           merge_commit_sha: str | None = None, squash_commit_sha: str | None = None,
-                          from_fork: bool = False) -> MergeRequest:
+                          from_fork: bool = False, source_project: Project | None = None) -> MergeRequest:
         """`from_fork`: the source branch is a fork's, so the head is on no branch of `project`
-        (only refs/merge-requests/<iid>/head holds it)."""
+        (only refs/merge-requests/<iid>/head holds it); the fork is `source_project` when given,
+        else a project this server does not know (GET /projects/:id of it is 404)."""
+        from_fork = from_fork or source_project is not None
         with self._lock:
             number = iid if iid is not None else len(project.merge_requests) + 1
+            source_id = None
+            if from_fork:
+                source_id = source_project.id if source_project is not None else self._next_id()
             mr = MergeRequest(self._next_id(), number, project.id, title, self.user(author), source_branch,
                               target_branch or project.default_branch, sha, base_sha, base_sha, self._now(),
                               state, draft, merge_commit_sha, squash_commit_sha,
-                              source_project_id=self._next_id() if from_fork else None)
+                              source_project_id=source_id)
             project.merge_requests[number] = mr
             project.commits.setdefault(sha, "" if from_fork else source_branch)
             project.commits.setdefault(base_sha, mr.target_branch)
@@ -307,6 +354,29 @@ class GitLabServer:
     def approve(self, mr: MergeRequest, username: str) -> None:
         with self._lock:
             mr.approved_by.append(self.user(username))
+
+    def add_status(self, project: Project, sha: str, name: str, status: str, *, author: str = "ci",
+                   allow_failure: bool = False, ref: str | None = None) -> CommitStatus:
+        """A commit status (or CI job) set by someone else than the bot: `status` one of
+        pending, running, success, failed, canceled, skipped."""
+        assert status in _STATUS_STATES, status
+        with self._lock:
+            pipeline = max((s.pipeline_id for s in project.statuses if s.sha == sha), default=0) or self._next_id()
+            made = CommitStatus(self._next_id(), sha, ref or project.commits.get(sha) or project.default_branch,
+                                name, status, None, None, self.user(author), self._now(), pipeline,
+                                allow_failure=allow_failure)
+            project.statuses.append(made)
+            project.commits.setdefault(sha, made.ref)
+            return made
+
+    def set_merge_result(self, mr: MergeRequest, *, merge_commit_sha: str | None = "",
+                         squash_commit_sha: str | None = "", status: int | None = None, message: str = "") -> None:
+        """What the next merge of `mr` does: land with `merge_commit_sha` (None: a fast-forward,
+        no merge commit; "": a new sha) and, when squashed, `squash_commit_sha` (""/None: a new
+        sha), or be refused with `status` and `message`."""
+        with self._lock:
+            mr.merge_result = ({"status": status, "message": message} if status is not None else
+                               {"merge_commit_sha": merge_commit_sha, "squash_commit_sha": squash_commit_sha})
 
     def fail_next(self, count: int, status: int, *, retry_after: float | str | None = None,
                   method: str | None = None, path_contains: str | None = None) -> None:
@@ -393,6 +463,10 @@ class GitLabServer:
                 users = [u for u in users if u.username.lower() == str(params["username"]).lower()]
             page, headers = self._paginate(users, params, raw_path, host)
             return 200, [_user(u, self.url) for u in page], headers
+        if parts == ["user"] and method == "GET":
+            return 200, self._current_user(self.bot), {}
+        if len(parts) == 5 and parts[0] == "groups" and parts[2:4] == ["members", "all"] and method == "GET":
+            return 200, self._group_member(parts[1], parts[4]), {}
         if len(parts) < 2 or parts[0] != "projects":
             raise _Reply(404, {"error": "404 Not Found"})
         project = self._find_project(parts[1])
@@ -447,6 +521,13 @@ class GitLabServer:
             note = Note(self._next_id(), text, self.bot, now, now)
             mr.notes.append(note)
             return 201, self._note(project, mr, note, host), {}
+        if rest == ["merge"] and method == "PUT":
+            return 200, self._merge(project, mr, params, host), {}
+        if len(rest) == 3 and rest[0] == "notes" and rest[2] == "award_emoji" and method == "POST":
+            found = next((n for n in mr.notes if n.id == _int(rest[1])), None)
+            if found is None:
+                raise _message(404, "Note Not Found")
+            return 201, self._award(found, params), {}
         if len(rest) == 2 and rest[0] == "notes":
             found = next((n for n in mr.notes if n.id == _int(rest[1])), None)
             if found is None:
@@ -463,6 +544,73 @@ class GitLabServer:
                 found.body, found.updated_at = text, self._now()
                 return 200, self._note(project, mr, found, host), {}
         raise _Reply(405, {"message": "405 Method Not Allowed"})
+
+    def _award(self, note: Note, params: dict[str, Any]) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str) or not name:
+            raise _Reply(400, {"error": "name is missing"})
+        if not _EMOJI_NAME.fullmatch(name):
+            raise _message(404, 'Award Emoji ["Name is not a valid emoji name"]')
+        if any(a.name == name and a.user.id == self.bot.id for a in note.awards):
+            raise _message(404, 'Award Emoji ["Name has already been taken"]')
+        award = Award(self._next_id(), name, self.bot, self._now())
+        note.awards.append(award)
+        return {"id": award.id, "name": award.name, "user": _user(award.user, self.url),
+                "created_at": award.created_at, "updated_at": award.created_at, "awardable_id": note.id,
+                "awardable_type": "Note"}
+
+    def _merge(self, project: Project, mr: MergeRequest, params: dict[str, Any], host: str) -> dict[str, Any]:
+        if mr.state != "opened":
+            raise _message(405, "Method Not Allowed")
+        forced = mr.merge_result
+        if forced.get("status") is not None:
+            mr.merge_result = {}
+            raise _Reply(int(forced["status"]), {"message": forced.get("message") or f"{forced['status']} Error"})
+        # Not mergeable for a reason other than Git's (a draft, approvals, a pipeline...): 405;
+        # only then are conflicts checked: 422.
+        if mr.draft or mr.detailed_merge_status not in ("mergeable", "conflict"):
+            raise _message(405, "Method Not Allowed")
+        if mr.detailed_merge_status == "conflict":
+            raise _Reply(422, {"message": "Branch cannot be merged"})
+        sha = params.get("sha")
+        if sha is not None and sha != mr.sha:
+            raise _Reply(409, {"message": f"SHA does not match HEAD of source branch: {mr.sha}"})
+        squash = str(params.get("squash", "false")).lower() == "true"
+        merge_commit = forced.get("merge_commit_sha", "")
+        squash_commit = forced.get("squash_commit_sha", "")
+        mr.merge_commit_sha = (f"{self._next_id():040x}" if merge_commit == "" else merge_commit)
+        mr.squash_commit_sha = (squash_commit or f"{self._next_id():040x}") if squash else None
+        mr.state, mr.merge_result = "merged", {}
+        for landed in (mr.merge_commit_sha, mr.squash_commit_sha):
+            if landed:
+                project.commits.setdefault(landed, mr.target_branch)
+        return self._mr(project, mr, host)
+
+    def _current_user(self, user: User) -> dict[str, Any]:
+        return {**_user(user, self.url), "created_at": _iso(_EPOCH), "bio": "", "location": "", "public_email": None,
+                "skype": "", "linkedin": "", "twitter": "", "discord": "", "website_url": "", "organization": "",
+                "job_title": "", "pronouns": None, "bot": user.bot, "work_information": None, "followers": 0,
+                "following": 0, "is_followed": False, "local_time": None, "last_sign_in_at": None,
+                "confirmed_at": _iso(_EPOCH), "last_activity_on": None, "email": f"{user.username}@example.com",
+                "theme_id": 1, "color_scheme_id": 1, "projects_limit": 100000, "current_sign_in_at": None,
+                "identities": [], "can_create_group": True, "can_create_project": True,
+                "two_factor_enabled": False, "external": False, "private_profile": False, "commit_email": None}
+
+    def _group_member(self, path: str, user_id: str) -> dict[str, Any]:
+        known = set(self.groups)
+        for project in self.projects.values():
+            parts = project.namespace.split("/") if project.namespace else []
+            known.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        match = next((g for g in known if g.lower() == path.lower()), None)
+        if match is None:
+            raise _message(404, "Group Not Found")
+        parts = match.split("/")
+        uid = _int(user_id)
+        found = [m for m in (self.groups.get("/".join(parts[:i]), {}).get(uid) for i in range(1, len(parts) + 1))
+                 if m is not None]
+        if not found:
+            raise _message(404, "Not found")
+        return self._membership(max(found, key=lambda m: m.access_level))
 
     def _set_status(self, project: Project, sha: str, params: dict[str, Any]) -> dict[str, Any]:
         state = params.get("state")
@@ -508,7 +656,8 @@ class GitLabServer:
             "name": status.name, "target_url": status.target_url, "description": status.description,
             "created_at": status.created_at,
             "started_at": None if status.status in ("created", "pending") else status.created_at,
-            "finished_at": finished, "allow_failure": False, "coverage": None, "pipeline_id": status.pipeline_id,
+            "finished_at": finished, "allow_failure": status.allow_failure, "coverage": None,
+            "pipeline_id": status.pipeline_id,
             "author": _user(status.author, self.url),
         }
 
@@ -543,7 +692,9 @@ class GitLabServer:
         found = [m for m in candidates if m is not None]
         if not found:
             raise _message(404, "Not found")
-        best = max(found, key=lambda m: m.access_level)
+        return self._membership(max(found, key=lambda m: m.access_level))
+
+    def _membership(self, best: Membership) -> dict[str, Any]:
         return {**_user(best.user, self.url), "access_level": best.access_level, "created_at": best.created_at,
                 "created_by": _user(self.bot, self.url), "expires_at": best.expires_at,
                 "membership_state": best.membership_state}
@@ -619,8 +770,10 @@ class GitLabServer:
             "source_project_id": mr.source_project_id or project.id, "target_project_id": project.id,
             "labels": [],
             "draft": mr.draft, "work_in_progress": mr.draft, "milestone": None,
-            "merge_when_pipeline_succeeds": False, "merge_status": "can_be_merged",
-            "detailed_merge_status": "mergeable", "sha": mr.sha, "merge_commit_sha": mr.merge_commit_sha,
+            "merge_when_pipeline_succeeds": False, "merge_status": _MERGE_STATUS.get(mr.detailed_merge_status,
+                                                                                     "can_be_merged"),
+            **({"detailed_merge_status": mr.detailed_merge_status} if self.detailed_merge_status else {}),
+            "sha": mr.sha, "merge_commit_sha": mr.merge_commit_sha,
             "squash_commit_sha": mr.squash_commit_sha, "discussion_locked": None,
             "should_remove_source_branch": None, "force_remove_source_branch": False,
             "reference": f"!{mr.iid}",
@@ -630,7 +783,8 @@ class GitLabServer:
             "time_stats": {"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": None,
                            "human_total_time_spent": None},
             "squash": mr.squash_commit_sha is not None, "squash_on_merge": mr.squash_commit_sha is not None,
-            "task_completion_status": {"count": 0, "completed_count": 0}, "has_conflicts": False,
+            "task_completion_status": {"count": 0, "completed_count": 0},
+            "has_conflicts": mr.detailed_merge_status == "conflict",
             "blocking_discussions_resolved": True, "subscribed": False, "changes_count": "1",
             "latest_build_started_at": None, "latest_build_finished_at": None,
             "first_deployed_to_production_at": None, "pipeline": None, "head_pipeline": None,

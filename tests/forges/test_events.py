@@ -13,7 +13,7 @@ import pytest
 from paths import FIXTURES
 
 from bot.errors import PromisebotError
-from bot.forges.base import Repo
+from bot.forges.base import Event, Repo, event_from_json, event_to_json
 from bot.forges.events import (
     EventError,
     header,
@@ -80,6 +80,21 @@ def pr_comment(**changes: object) -> dict[str, Any]:
                     "merged_at": None}
     return adapted(payload("github", "issue_comment.created.payload.json"), issue__pull_request=pull_request,
                    **changes)
+
+
+def bot_comment(**changes: object) -> dict[str, Any]:
+    """A comment on a pull request by a GitHub App's bot user: no octokit example has one, so the
+    PR comment above with the commenter made the bot user octokit's schema describes
+    (`common/user.schema.json`: `type` "Bot", a login ending in "[bot]")."""
+    return pr_comment(comment__user__login="promisebot[bot]", comment__user__type="Bot", **changes)
+
+
+def fork_pr(name: str = "pull_request.opened.payload.json", **changes: object) -> dict[str, Any]:
+    """A pull request from a fork: the example's head repository renamed to another owner's."""
+    document = payload("github", name)
+    head_repo = adapted(document["pull_request"]["head"]["repo"], full_name="Mallory/Hello-World",
+                        name="Hello-World", fork=True)
+    return adapted(document, pull_request__head__repo=head_repo, **changes)
 
 
 # --- GitHub signatures --------------------------------------------------------------------------
@@ -310,6 +325,45 @@ def test_github_comment_on_a_pull_request():
     assert event.url == "https://github.com/Codertocat/Hello-World/pull/1"
 
 
+def test_github_comment_by_a_user_is_not_a_bots():
+    event = parse_github("issue_comment", "d", pr_comment())
+    assert event.commenter_is_bot is False
+    assert event.head_sha == ""  # the payload names no head commit: fetch_change does
+    assert event.from_fork is False  # not told by the payload either
+
+
+def test_github_comment_by_a_bot():
+    event = parse_github("issue_comment", "d", bot_comment())
+    assert event.kind == "comment" and event.commenter == "promisebot[bot]" and event.commenter_is_bot is True
+    assert event.comment_id == 492700400 and event.head_sha == ""
+
+
+@pytest.mark.parametrize("name", ["pull_request.opened.payload.json", "pull_request.synchronize.payload.json",
+                                  "pull_request.closed.payload.json"])
+def test_github_pull_request_from_the_repository_itself_is_no_fork(name):
+    assert github(name).from_fork is False
+
+
+def test_github_pull_request_from_a_fork():
+    event = parse_github("pull_request", "d", fork_pr())
+    assert event.kind == "change_opened" and event.from_fork is True
+    merged = parse_github("pull_request", "d", fork_pr("pull_request.closed.payload.json",
+                                                      pull_request__merged=True))
+    assert merged.kind == "change_merged" and merged.from_fork is True
+
+
+def test_github_pull_request_whose_fork_was_deleted():
+    # GitHub sends head.repo null once the fork is deleted: a fork, of which nothing is known
+    event = github("pull_request.synchronize.payload.json", pull_request__head__repo=None)
+    assert event.kind == "change_updated" and event.from_fork is True
+
+
+def test_github_head_repository_names_compare_case_insensitively():
+    document = payload("github", "pull_request.opened.payload.json")
+    head_repo = adapted(document["pull_request"]["head"]["repo"], full_name="codertocat/hello-world")
+    assert parse_github("pull_request", "d", adapted(document, pull_request__head__repo=head_repo)).from_fork is False
+
+
 def test_github_comment_on_an_issue_is_ignored():
     event = github("issue_comment.created.payload.json")
     assert event.kind == "ignored" and "issue" in event.reason
@@ -445,6 +499,24 @@ def test_gitlab_comment_on_a_merge_request():
     assert event.base_ref == "markdown"
 
 
+def test_gitlab_comment_flags():
+    event = gitlab("note.merge_request.json")
+    assert event.commenter_is_bot is False  # GitLab's payload has no bot flag
+    assert event.from_fork is False  # merge_request.source_project_id == target_project_id
+    assert gitlab("note.merge_request.json", user__bot=True).commenter_is_bot is True
+    assert gitlab("note.merge_request.json", merge_request__source_project_id=99).from_fork is True
+
+
+def test_gitlab_merge_request_from_a_fork():
+    assert parse_gitlab("Merge Request Hook", "u", payload("gitlab", "merge_request.json")).from_fork is False
+    event = parse_gitlab("Merge Request Hook", "u", mr(source_project_id=99))
+    assert event.kind == "change_opened" and event.from_fork is True
+    merged = parse_gitlab("Merge Request Hook", "u", mr(action="merge", state="merged", source_project_id=99))
+    assert merged.kind == "change_merged" and merged.from_fork is True
+    # Without both ids the payload does not tell: no fork assumed
+    assert parse_gitlab("Merge Request Hook", "u", mr(source_project_id=DELETE)).from_fork is False
+
+
 def test_gitlab_comment_on_a_commit_is_ignored():
     event = gitlab("note.commit.json")
     assert event.kind == "ignored" and "Commit" in event.reason
@@ -466,6 +538,32 @@ def test_gitlab_note_without_action_is_a_new_comment():
 def test_gitlab_unknown_events_are_ignored(event_name):
     event = parse_gitlab(event_name, "u", payload("gitlab", "push.json"))
     assert event.kind == "ignored" and event.reason
+
+
+# --- queued events -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", [
+    parse_github("issue_comment", "d1", bot_comment()),
+    parse_github("pull_request", "d2", fork_pr()),
+    parse_gitlab("Note Hook", "d3", adapted(payload("gitlab", "note.merge_request.json"), user__bot=True,
+                                            merge_request__source_project_id=99)),
+    parse_gitlab("Merge Request Hook", "d4", mr(source_project_id=99)),
+    parse_github("push", "d5", payload("github", "push.with-new-branch.payload.json")),
+])
+def test_events_round_trip_through_json(event):
+    data = json.loads(json.dumps(event_to_json(event)))
+    assert event_from_json(data) == event
+    assert data["from_fork"] == event.from_fork and data["commenter_is_bot"] == event.commenter_is_bot
+
+
+def test_a_job_queued_before_the_new_fields_still_loads():
+    event = parse_github("issue_comment", "d", bot_comment())
+    data = event_to_json(event)
+    old = {k: v for k, v in data.items() if k not in ("from_fork", "commenter_is_bot")}
+    loaded = event_from_json(old)
+    assert loaded == Event(**{**{f: getattr(event, f) for f in Event.__dataclass_fields__},
+                              "commenter_is_bot": False, "from_fork": False})
 
 
 # --- malformed payloads -------------------------------------------------------------------------
@@ -530,11 +628,14 @@ GITHUB_CASES = [(name.split(".")[0], payload("github", name))
                 for name in sorted(p.name for p in (WEBHOOKS / "github").glob("*.json"))]
 GITHUB_CASES += [("pull_request", adapted(payload("github", "pull_request.closed.payload.json"),
                                           pull_request__merged=True)),
-                 ("issue_comment", pr_comment())]
+                 ("issue_comment", pr_comment()), ("issue_comment", bot_comment()),
+                 ("pull_request", fork_pr())]
 GITLAB_CASES = [(GITLAB_EVENTS[name.split(".")[0]], payload("gitlab", name))
                 for name in sorted(p.name for p in (WEBHOOKS / "gitlab").glob("*.json"))]
 GITLAB_CASES += [("Merge Request Hook", mr(action=action, oldrev="95790bf891e76fee5e1747ab589903a6a1f80f22"))
                  for action in ("update", "merge", "close")]
+GITLAB_CASES += [("Merge Request Hook", mr(source_project_id=99)),
+                 ("Note Hook", adapted(payload("gitlab", "note.merge_request.json"), user__bot=True))]
 
 
 @pytest.mark.parametrize("forge, event_name, document", [("github", *case) for case in GITHUB_CASES]

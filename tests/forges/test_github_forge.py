@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from forge_servers.github import GitHubServer
 
-from bot.forges.base import Change, Forge, ForgeError, Repo
+from bot.forges.base import Change, Forge, ForgeError, Mergeability, Repo
 from bot.forges.github import COMMENT_LIMIT, GitHubForge
 
 TOKEN = "ghp_standInToken0123456789abcdefABCDEF01"
@@ -525,7 +525,7 @@ def test_open_changes_every_page_from_the_list_alone(server: GitHubServer, forge
     first, eleventh, twelfth = changes[0], changes[2], changes[3]
     assert first == Change(number=7, url=f"{server.web_url}/acme/platform/pull/7", state="open",
                            head_sha=sha(0xA7), base_ref="main", base_sha=sha(0xB7), merge_sha="", author="alice",
-                           draft=False, title="Request a database")
+                           draft=False, title="Request a database", head_repo=REPO_NAME, from_fork=False)
     assert eleventh.draft and twelfth.base_ref == "release"
     gets = server.calls("GET")
     # 203 open of 206, 100 a page: three pages of the list, and no pull request fetched one by one.
@@ -564,3 +564,287 @@ def test_set_status_sends_no_ref(server: GitHubServer, forge: GitHubForge) -> No
                      ref="refs/pull/7/head")
     post, = server.calls("POST")
     assert post.body == {"state": "pending", "description": "planning", "context": "promisebot/plan"}
+
+
+# -- reactions, identity, teams, merging (ChatOps) ---------------------------------------------
+
+
+def test_react_adds_one_reaction_and_again_is_fine(server: GitHubServer, forge: GitHubForge,
+                                                   calls: list[tuple[str, int]]) -> None:
+    comment_id = server.add_comment(REPO_NAME, 7, "promisebot apply", user="bob")
+    repo = repo_of(server)
+
+    forge.react(repo, 7, comment_id)  # "eyes" by default
+    forge.react(repo, 7, comment_id, "eyes")  # GitHub: 200, the reaction exists
+    forge.react(repo, 7, comment_id, "+1")
+
+    assert [(r["content"], r["user"]) for r in server.reactions(REPO_NAME, comment_id)] == [
+        ("eyes", "promisebot"), ("+1", "promisebot")]
+    posts = server.calls("POST")
+    assert [(r.route, r.body, r.status) for r in posts] == [
+        (f"/repos/acme/platform/issues/comments/{comment_id}/reactions", {"content": "eyes"}, 201),
+        (f"/repos/acme/platform/issues/comments/{comment_id}/reactions", {"content": "eyes"}, 200),
+        (f"/repos/acme/platform/issues/comments/{comment_id}/reactions", {"content": "+1"}, 201)]
+    assert len(server.requests) == 3  # lazy: no issue or comment fetched first
+    assert calls == [("github", 201), ("github", 200), ("github", 201)]
+
+
+def test_react_errors(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    with pytest.raises(ValueError, match="unknown reaction"):
+        forge.react(repo, 7, 1, "thumbsup")  # type: ignore[arg-type]
+    assert server.requests == []
+    with pytest.raises(ForgeError) as err:
+        forge.react(repo, 7, 424242)
+    assert err.value.status == 404 and not err.value.retryable
+    assert "reacting eyes to comment 424242 on #7" in str(err.value)
+    comment_id = server.add_comment(REPO_NAME, 7, "hi")
+    server.fail_next(1, 403, rate_limited=False)
+    with pytest.raises(ForgeError) as err:
+        forge.react(repo, 7, comment_id)
+    assert err.value.status == 403 and not err.value.retryable and "Resource not accessible" in str(err.value)
+    server.fail_next(1, 502)
+    with pytest.raises(ForgeError) as err:
+        forge.react(repo, 7, comment_id)
+    assert err.value.status == 502 and err.value.retryable
+    forge.react(repo, 7, comment_id)
+    assert [r["content"] for r in server.reactions(REPO_NAME, comment_id)] == ["eyes"]
+
+
+def test_whoami_with_a_token_is_asked_once(server: GitHubServer, forge: GitHubForge) -> None:
+    assert forge.whoami() == "promisebot"
+    assert forge.whoami() == "promisebot"
+    assert [(r.method, r.route, r.status) for r in server.requests] == [("GET", "/user", 200)]
+
+
+def test_whoami_errors_are_forge_errors(server: GitHubServer) -> None:
+    forge = GitHubForge(api_url=server.api_url, token="ghp_wrongToken000000000000000000000000000")
+    with pytest.raises(ForgeError) as err:
+        forge.whoami()
+    assert err.value.status == 401 and not err.value.retryable and "authenticated user" in str(err.value)
+    good = GitHubForge(api_url=server.api_url, token=TOKEN)
+    server.fail_next(1, 500)
+    with pytest.raises(ForgeError) as err:
+        good.whoami()
+    assert err.value.status == 500 and err.value.retryable
+    assert good.whoami() == "promisebot"  # a failure is not cached
+
+
+def test_whoami_of_an_app_is_its_bot_user(app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    forge = _app_forge(app_server, app_key[0])
+    view = forge.for_installation(INSTALLATION)
+    assert view.whoami() == "promisebot[bot]"
+    assert forge.whoami() == "promisebot[bot]"  # shared by every installation view
+    made = view.create_comment(repo_of(app_server), 7, "plan")
+    assert made.author == view.whoami()  # what the comments it writes say
+    app, = app_server.calls("GET", "/app")
+    assert app.auth == "jwt" and app.status == 200
+    assert app_server.calls("GET", "/user") == []  # an installation token cannot read /user
+
+
+def test_member_of_a_team(server: GitHubServer, forge: GitHubForge) -> None:
+    server.add_team("acme", "sre", members=["bob"])
+    server.set_team_membership("acme", "sre", "carol", role="maintainer")
+    server.set_team_membership("acme", "sre", "dave", state="pending")
+    server.add_user("erin")
+    repo = repo_of(server)
+
+    got = {user: forge.member_of(repo, user, "acme/sre") for user in ["bob", "carol", "dave", "erin", "nobody"]}
+
+    assert got == {"bob": True, "carol": True, "dave": False, "erin": False, "nobody": False}
+    assert server.calls("GET")[0].route == "/orgs/acme/teams/sre/memberships/bob"
+    # A non-member's 404 is told from a missing team by reading the team.
+    assert [r.route for r in server.calls("GET") if r.status == 200][-1] == "/orgs/acme/teams/sre"
+
+
+def test_member_of_an_unknown_team_is_an_error(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    with pytest.raises(ForgeError) as err:
+        forge.member_of(repo, "bob", "acme/no-such-team")
+    assert err.value.status == 404 and not err.value.retryable
+    assert "team acme/no-such-team does not exist" in str(err.value)
+    with pytest.raises(ValueError):
+        forge.member_of(repo, "bob", "sre")
+    server.add_team("acme", "sre", members=["bob"])
+    server.fail_next(1, 403, rate_limited=False)
+    with pytest.raises(ForgeError) as err:
+        forge.member_of(repo, "bob", "acme/sre")
+    assert err.value.status == 403 and not err.value.retryable
+    server.fail_next(1, 503)
+    with pytest.raises(ForgeError) as err:
+        forge.member_of(repo, "bob", "acme/sre")
+    assert err.value.retryable
+
+
+def test_member_of_with_an_installation_token(app_server: GitHubServer, app_key: tuple[str, str]) -> None:
+    app_server.add_team("acme", "sre", members=["bob"])
+    forge = _app_forge(app_server, app_key[0]).for_installation(INSTALLATION)
+    assert forge.member_of(repo_of(app_server), "bob", "acme/sre")
+    assert not forge.member_of(repo_of(app_server), "carol", "acme/sre")
+
+
+def test_merge_lands_the_head_it_was_given(server: GitHubServer, forge: GitHubForge) -> None:
+    server.set_merge_result(REPO_NAME, 7, sha=sha(0xE7))
+
+    landed = forge.merge(repo_of(server), 7, method="squash", sha=sha(0xA7))
+
+    assert landed == sha(0xE7)
+    put, = server.calls("PUT")
+    assert (put.route, put.body, put.status) == ("/repos/acme/platform/pulls/7/merge",
+                                                 {"merge_method": "squash", "sha": sha(0xA7)}, 200)
+    assert len(server.requests) == 1  # the pull request is not read first
+    pull = server.repo(REPO_NAME).pulls[7]
+    assert (pull.state, pull.merged, pull.merge_commit_sha) == ("closed", True, sha(0xE7))
+    merged = forge.fetch_change(repo_of(server), 7)
+    assert (merged.state, merged.merge_sha) == ("merged", sha(0xE7))
+
+
+@pytest.mark.parametrize("method", ["merge", "rebase"])
+def test_merge_methods_are_sent_as_given(server: GitHubServer, forge: GitHubForge, method: str) -> None:
+    landed = forge.merge(repo_of(server), 7, method=method, sha=sha(0xA7))  # type: ignore[arg-type]
+    assert len(landed) == 40 and server.calls("PUT")[0].body["merge_method"] == method
+
+
+def test_merge_refused_when_the_head_moved(server: GitHubServer, forge: GitHubForge) -> None:
+    with pytest.raises(ForgeError) as err:
+        forge.merge(repo_of(server), 7, method="merge", sha=sha(0xAA))
+    assert (err.value.status, err.value.retryable) == (409, False)
+    assert "Head branch was modified" in str(err.value) and "#7" in str(err.value)
+    assert server.repo(REPO_NAME).pulls[7].state == "open"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"mergeable": False, "mergeable_state": "dirty"}, "Pull Request is not mergeable"),
+    ({"mergeable_state": "blocked"}, "At least 1 approving review is required"),
+    ({"state": "closed"}, "Pull Request is not mergeable"),
+])
+def test_merge_refused_when_not_mergeable(server: GitHubServer, forge: GitHubForge, fields: dict,
+                                          message: str) -> None:
+    server.update_pull(REPO_NAME, 7, **fields)
+    with pytest.raises(ForgeError) as err:
+        forge.merge(repo_of(server), 7, method="merge", sha=sha(0xA7))
+    assert (err.value.status, err.value.retryable) == (405, False)
+    assert message in str(err.value)
+
+
+def test_merge_errors(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    with pytest.raises(ForgeError) as err:
+        forge.merge(repo, 99, method="merge", sha=sha(0xA7))
+    assert err.value.status == 404 and not err.value.retryable
+    server.set_merge_result(REPO_NAME, 7, status=403, message="Resource not accessible by integration")
+    with pytest.raises(ForgeError) as err:
+        forge.merge(repo, 7, method="merge", sha=sha(0xA7))
+    assert err.value.status == 403 and not err.value.retryable
+    server.fail_next(1, 502)
+    with pytest.raises(ForgeError) as err:
+        forge.merge(repo, 7, method="merge", sha=sha(0xA7))
+    assert err.value.status == 502 and err.value.retryable
+    with pytest.raises(ValueError):
+        forge.merge(repo, 7, method="fast-forward", sha=sha(0xA7))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        forge.merge(repo, 7, method="merge", sha="")
+    assert forge.merge(repo, 7, method="merge", sha=sha(0xA7))  # nothing above merged it
+
+
+def test_mergeability_states(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    expected = {
+        "clean": (True, "mergeable"), "unstable": (True, "not successful"), "has_hooks": (True, "hooks"),
+        "dirty": (False, "conflicts"), "behind": (False, "up to date"), "draft": (False, "draft"),
+        "unknown": (None, "still computing"),
+    }
+    for state, (mergeable, words) in expected.items():
+        server.update_pull(REPO_NAME, 7, mergeable_state=state,
+                           mergeable=None if state == "unknown" else state != "dirty")
+        got = forge.mergeability(repo, 7)
+        assert got.mergeable is mergeable and words in got.reason and got.blocked_by == (), state
+    assert {r.route for r in server.requests} == {"/repos/acme/platform/pulls/7"}  # one call each
+
+    server.update_pull(REPO_NAME, 7, mergeable=None, mergeable_state="clean")  # still computing
+    assert forge.mergeability(repo, 7).mergeable is None
+    server.update_pull(REPO_NAME, 7, mergeable=True, draft=True)
+    assert forge.mergeability(repo, 7) == Mergeability(False, "it is a draft")
+    server.update_pull(REPO_NAME, 7, draft=False, state="closed", merged=True)
+    assert forge.mergeability(repo, 7) == Mergeability(False, "it is already merged")
+
+
+def test_mergeability_blocked_lists_what_is_not_successful(server: GitHubServer, forge: GitHubForge) -> None:
+    repo = repo_of(server)
+    head = sha(0xA7)
+    server.update_pull(REPO_NAME, 7, mergeable_state="blocked")
+    forge.set_status(repo, head, "promisebot/plan", "pending", "planning")
+    forge.set_status(repo, head, "ci/lint", "failure", "2 problems")
+    forge.set_status(repo, head, "ci/lint", "success", "fixed")  # the latest counts
+    server.add_check_run(REPO_NAME, head, "build", status="in_progress")
+    server.add_check_run(REPO_NAME, head, "test", conclusion="failure")
+    server.add_check_run(REPO_NAME, head, "test", conclusion="success")  # re-run: the latest counts
+    server.add_check_run(REPO_NAME, head, "docs", conclusion="skipped")
+    server.add_check_run(REPO_NAME, head, "scan", conclusion="neutral")
+    server.add_check_run(REPO_NAME, head, "e2e", conclusion="timed_out")
+    server.add_check_run(REPO_NAME, sha(0xB7), "other-commit", conclusion="failure")
+    server.requests.clear()
+
+    got = forge.mergeability(repo, 7)
+
+    assert got.mergeable is False and got.blocked_by == ("build", "e2e", "promisebot/plan")
+    assert "blocked by branch protection" in got.reason and "promisebot/plan" in got.reason
+    assert [r.route for r in server.requests] == [
+        "/repos/acme/platform/pulls/7", f"/repos/acme/platform/commits/{head}/statuses",
+        f"/repos/acme/platform/commits/{head}/check-runs"]
+
+    # Blocked with every status green: reviews (which REST does not show) block it.
+    forge.set_status(repo, head, "promisebot/plan", "success", "planned")
+    server.add_check_run(REPO_NAME, head, "build", conclusion="success")
+    server.add_check_run(REPO_NAME, head, "e2e", conclusion="success")
+    got = forge.mergeability(repo, 7)
+    assert got.mergeable is False and got.blocked_by == () and "reviews" in got.reason
+
+
+def test_mergeability_errors(server: GitHubServer, forge: GitHubForge) -> None:
+    with pytest.raises(ForgeError) as err:
+        forge.mergeability(repo_of(server), 99)
+    assert err.value.status == 404 and not err.value.retryable
+    server.fail_next(1, 500)
+    with pytest.raises(ForgeError) as err:
+        forge.mergeability(repo_of(server), 7)
+    assert err.value.retryable
+    server.update_pull(REPO_NAME, 7, mergeable_state="blocked")
+    server.fail_next(1, 403, rate_limited=False, path_contains="check-runs")
+    with pytest.raises(ForgeError) as err:
+        forge.mergeability(repo_of(server), 7)
+    assert err.value.status == 403 and "check runs" in str(err.value)
+
+
+# -- the head's repository (forks) ---------------------------------------------------------------
+
+
+def test_forks_are_told_by_their_head_repository(server: GitHubServer, forge: GitHubForge) -> None:
+    server.add_pull(REPO_NAME, 8, head_sha=sha(0xA8), base_sha=sha(0xB7), head_repo="mallory/platform")
+    server.add_pull(REPO_NAME, 9, head_sha=sha(0xA9), base_sha=sha(0xB7), head_repo=None)  # fork deleted
+    repo = repo_of(server)
+
+    fetched = {n: forge.fetch_change(repo, n) for n in (7, 8, 9)}
+    listed = {c.number: c for c in forge.open_changes(repo)}
+
+    for changes in (fetched, listed):
+        assert [(changes[n].head_repo, changes[n].from_fork) for n in (7, 8, 9)] == [
+            (REPO_NAME, False), ("mallory/platform", True), ("", True)]
+
+
+def test_new_calls_under_the_enterprise_api_path() -> None:
+    with GitHubServer(prefix="/api/v3") as ghe:
+        _populate(ghe)
+        ghe.add_team("acme", "sre", members=["bob"])
+        comment_id = ghe.add_comment(REPO_NAME, 7, "apply")
+        forge = GitHubForge(api_url=ghe.api_url, token=TOKEN, seconds_between_writes=0.0)
+        repo = repo_of(ghe)
+
+        assert forge.whoami() == "promisebot"
+        assert forge.member_of(repo, "bob", "acme/sre")
+        forge.react(repo, 7, comment_id)
+        assert forge.mergeability(repo, 7).mergeable is True
+        assert forge.merge(repo, 7, method="merge", sha=sha(0xA7))
+
+        assert all(r.path.startswith("/api/v3/") and r.status in (200, 201) for r in ghe.requests)
+        assert len(ghe.requests) == 5

@@ -13,7 +13,7 @@ import gitlab
 import pytest
 from forge_servers.gitlab import DEFAULT_TOKEN, GitLabServer, MergeRequest, Project
 
-from bot.forges.base import Change, Comment, Credentials, ForgeError, Repo
+from bot.forges.base import Change, Comment, Credentials, ForgeError, Mergeability, Repo
 from bot.forges.gitlab import COMMENT_LIMIT, GitLabForge
 
 PATH = "platform/infra/promises"  # a project in a subgroup: group/sub/project
@@ -415,7 +415,7 @@ def test_open_changes_every_page_from_the_list_alone(repo):
     assert [c.number for c in changes] == [1, 2, 3, 6, 7, 8, 9, 10, 11]
     assert changes[0] == Change(number=1, url=f"{small.url}/{PATH}/-/merge_requests/1", state="open",
                                 head_sha=f"{1:040x}", base_ref="main", base_sha="", merge_sha="", author="dev1",
-                                draft=False, title="change 1")
+                                draft=False, title="change 1", head_repo=PATH, from_fork=False)
     assert changes[3].draft and changes[4].base_ref == "release"
     # 9 open, 4 a page: three pages of the list, no merge request fetched one by one
     assert [r.raw_path for r in lists] == [f"/api/v4/projects/{ENCODED}/merge_requests"] * 3
@@ -480,3 +480,261 @@ def test_a_same_project_merge_requests_status_stays_on_its_branch(server, forge,
     assert status.ref == "feature"  # the source branch, whose pipeline the MR shows
     [post] = server.calls("POST", "/statuses/")
     assert "ref" not in post.body
+
+
+# -- reactions, identity, groups, merging (ChatOps) ----------------------------------------------
+
+
+def test_react_awards_an_emoji_once(server, forge, repo, mr, calls):
+    note = server.add_note(mr, "promisebot apply", author="bob")
+
+    forge.react(repo, 1, note.id)  # "eyes"
+    forge.react(repo, 1, note.id, "eyes")  # GitLab: 404 "Name has already been taken": done already
+    forge.react(repo, 1, note.id, "hooray")
+
+    assert [(a.name, a.user.username) for a in note.awards] == [("eyes", "promisebot"), ("tada", "promisebot")]
+    posts = server.calls("POST")
+    assert [(r.raw_path, r.body, r.status) for r in posts] == [
+        (f"/api/v4/projects/{ENCODED}/merge_requests/1/notes/{note.id}/award_emoji", {"name": "eyes"}, 201),
+        (f"/api/v4/projects/{ENCODED}/merge_requests/1/notes/{note.id}/award_emoji", {"name": "eyes"}, 404),
+        (f"/api/v4/projects/{ENCODED}/merge_requests/1/notes/{note.id}/award_emoji", {"name": "tada"}, 201)]
+    assert calls == Counter({("gitlab", 201): 2, ("gitlab", 404): 1})
+
+
+def test_react_errors(server, forge, repo, mr):
+    with pytest.raises(ValueError):
+        forge.react(repo, 1, 1, "tada")  # GitLab's name, not one of base.REACTIONS
+    assert server.calls() == []
+    with pytest.raises(ForgeError) as caught:
+        forge.react(repo, 1, 424242)
+    assert caught.value.status == 404 and not caught.value.retryable
+    assert "Note Not Found" in str(caught.value) and ":eyes:" in str(caught.value)
+    note = server.add_note(mr, "hi")
+    server.fail_next(1, 403, path_contains="award_emoji")
+    with pytest.raises(ForgeError) as caught:
+        forge.react(repo, 1, note.id)
+    assert caught.value.status == 403 and not caught.value.retryable
+    server.fail_next(1, 502)
+    with pytest.raises(ForgeError) as caught:
+        forge.react(repo, 1, note.id)
+    assert caught.value.status == 502 and caught.value.retryable
+    forge.react(repo, 1, note.id)
+    assert [a.name for a in note.awards] == ["eyes"]
+
+
+def test_whoami_is_asked_once(server, forge):
+    assert forge.whoami() == "promisebot"
+    assert forge.whoami() == "promisebot"
+    [get] = server.calls()
+    assert (get.method, get.raw_path, get.status) == ("GET", "/api/v4/user", 200)
+
+
+def test_whoami_errors(server):
+    with pytest.raises(ForgeError) as caught:
+        GitLabForge("glpat-wrong-token-value-1234", url=server.url).whoami()
+    assert caught.value.status == 401 and not caught.value.retryable
+    forge = GitLabForge(DEFAULT_TOKEN, url=server.url)
+    server.fail_next(1, 500)
+    with pytest.raises(ForgeError) as caught:
+        forge.whoami()
+    assert caught.value.retryable
+    assert forge.whoami() == "promisebot"
+
+
+def test_member_of_a_group_directly_or_inherited(server, forge, repo, project):
+    server.add_member("platform", "erin", 30)  # the top group
+    server.add_member("platform/sre", "frank", 10)  # a subgroup: guest
+    server.add_member("platform/sre", "gina", 5)  # minimal access is no membership
+    server.add_member("platform/sre", "hugo", 30, expires_at="2001-01-01")
+    server.add_member("platform/sre", "ivy", 30, membership_state="awaiting")
+    server.add_member("other", "jack", 50)
+    server.add_member(PATH, "kim", 50)  # the project, not the group
+    server.add_user("liam")
+
+    got = {user: forge.member_of(repo, user, "platform/sre")
+           for user in ["erin", "frank", "gina", "hugo", "ivy", "jack", "kim", "liam", "nobody"]}
+
+    assert got == {"erin": True, "frank": True, "gina": False, "hugo": False, "ivy": False, "jack": False,
+                   "kim": False, "liam": False, "nobody": False}
+    frank = server.user("frank")
+    assert [r.raw_path for r in server.calls("GET")][:2] == [
+        "/api/v4/users", f"/api/v4/groups/platform%2Fsre/members/all/{server.user('erin').id}"]
+    assert forge.member_of(repo, "frank", "Platform/SRE")  # GitLab paths compare case-insensitively
+    assert server.calls("GET")[-1].raw_path == f"/api/v4/groups/Platform%2FSRE/members/all/{frank.id}"
+    # A group only a project's namespace names exists too.
+    assert forge.member_of(repo, "erin", "platform/infra")
+
+
+def test_member_of_an_unknown_group_is_an_error(server, forge, repo, project):
+    server.add_user("erin")
+    with pytest.raises(ForgeError) as caught:
+        forge.member_of(repo, "erin", "no/such/group")
+    assert caught.value.status == 404 and not caught.value.retryable
+    assert "group no/such/group does not exist" in str(caught.value)
+    server.add_group("empty")
+    assert forge.member_of(repo, "erin", "empty") is False
+    server.fail_next(1, 403, path_contains="/groups/")
+    with pytest.raises(ForgeError) as caught:
+        forge.member_of(repo, "erin", "empty")
+    assert caught.value.status == 403 and not caught.value.retryable
+    server.fail_next(1, 503, path_contains="/users")
+    with pytest.raises(ForgeError) as caught:
+        forge.member_of(repo, "erin", "empty")
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize(("method", "squash"), [("merge", False), ("rebase", False), ("squash", True)])
+def test_merge_lands_the_head_it_was_given(server, forge, repo, mr, method, squash):
+    server.set_merge_result(mr, merge_commit_sha=MERGE, squash_commit_sha=SQUASH)
+
+    landed = forge.merge(repo, 1, method=method, sha=HEAD)
+
+    assert landed == MERGE  # the merge commit (a squash merge's holds the squashed commit)
+    [put] = server.calls("PUT")
+    assert (put.raw_path, put.body, put.status) == (f"/api/v4/projects/{ENCODED}/merge_requests/1/merge",
+                                                     {"sha": HEAD, "squash": squash}, 200)
+    assert len(server.calls()) == 1
+    assert mr.state == "merged" and (mr.squash_commit_sha == SQUASH) is squash
+    assert forge.fetch_change(repo, 1).merge_sha == MERGE
+
+
+def test_merge_fast_forward_and_squash_without_merge_commit(server, forge, repo, project, mr):
+    server.set_merge_result(mr, merge_commit_sha=None)  # fast-forward: the head itself lands
+    assert forge.merge(repo, 1, method="rebase", sha=HEAD) == HEAD
+    other = server.add_merge_request(project, sha="e5" * 20, base_sha=BASE, iid=2)
+    server.set_merge_result(other, merge_commit_sha=None, squash_commit_sha=SQUASH)
+    assert forge.merge(repo, 2, method="squash", sha="e5" * 20) == SQUASH
+
+
+def test_merge_refused_when_the_head_moved(server, forge, repo, mr):
+    with pytest.raises(ForgeError) as caught:
+        forge.merge(repo, 1, method="merge", sha="f" * 40)
+    assert (caught.value.status, caught.value.retryable) == (409, False)  # not GitLab's lock conflict
+    assert "SHA does not match HEAD of source branch" in str(caught.value) and "head moved" in str(caught.value)
+    assert mr.state == "opened"
+
+
+@pytest.mark.parametrize(("change", "status", "words"), [
+    ({"detailed_merge_status": "not_approved"}, 405, "Method Not Allowed"),
+    ({"draft": True}, 405, "Method Not Allowed"),
+    ({"state": "merged"}, 405, "Method Not Allowed"),
+    ({"detailed_merge_status": "conflict"}, 422, "Branch cannot be merged"),
+])
+def test_merge_refused_when_not_mergeable(server, forge, repo, mr, change, status, words):
+    for key, value in change.items():
+        setattr(mr, key, value)
+    with pytest.raises(ForgeError) as caught:
+        forge.merge(repo, 1, method="merge", sha=HEAD)
+    assert (caught.value.status, caught.value.retryable) == (status, False)
+    assert words in str(caught.value) and "!1" in str(caught.value)
+
+
+def test_merge_errors(server, forge, repo, mr):
+    with pytest.raises(ForgeError) as caught:
+        forge.merge(repo, 99, method="merge", sha=HEAD)
+    assert caught.value.status == 404 and not caught.value.retryable
+    server.set_merge_result(mr, status=401, message="401 Unauthorized")  # may not push to the target
+    with pytest.raises(ForgeError) as caught:
+        forge.merge(repo, 1, method="merge", sha=HEAD)
+    assert caught.value.status == 401 and not caught.value.retryable
+    server.fail_next(1, 502, method="PUT")
+    with pytest.raises(ForgeError) as caught:
+        forge.merge(repo, 1, method="merge", sha=HEAD)
+    assert caught.value.status == 502 and caught.value.retryable
+    with pytest.raises(ValueError):
+        forge.merge(repo, 1, method="ff", sha=HEAD)
+    with pytest.raises(ValueError):
+        forge.merge(repo, 1, method="merge", sha="")
+    assert forge.merge(repo, 1, method="merge", sha=HEAD)
+
+
+@pytest.mark.parametrize(("status", "mergeable", "words"), [
+    ("mergeable", True, "mergeable"),
+    ("checking", None, "checking"),
+    ("unchecked", None, "not checked"),
+    ("approvals_syncing", None, "syncing"),
+    ("not_approved", False, "approval"),
+    ("conflict", False, "conflicts"),
+    ("draft_status", False, "draft"),
+    ("discussions_not_resolved", False, "discussions"),
+    ("need_rebase", False, "rebased"),
+    ("blocked_status", False, "blocks"),
+    ("merge_request_blocked", False, "blocks"),
+    ("some_future_status", False, "some_future_status"),
+])
+def test_mergeability_of_each_detailed_merge_status(server, forge, repo, mr, status, mergeable, words):
+    mr.detailed_merge_status = status
+    got = forge.mergeability(repo, 1)
+    assert got.mergeable is mergeable and words in got.reason and got.blocked_by == ()
+    [get] = server.calls()
+    assert get.raw_path == f"/api/v4/projects/{ENCODED}/merge_requests/1"
+
+
+@pytest.mark.parametrize("status", ["ci_must_pass", "ci_still_running"])
+def test_mergeability_lists_the_statuses_that_block(server, forge, repo, project, mr, status):
+    mr.detailed_merge_status = status
+    forge.set_status(repo, HEAD, "promisebot/plan", "pending", "planning")
+    server.add_status(project, HEAD, "test", "failed")
+    server.add_status(project, HEAD, "test", "success")  # the retried job passed
+    server.add_status(project, HEAD, "lint", "failed", allow_failure=True)  # does not fail the pipeline
+    server.add_status(project, HEAD, "deploy", "running")
+    server.add_status(project, BASE, "elsewhere", "failed")
+
+    got = forge.mergeability(repo, 1)
+
+    assert got.mergeable is False and got.blocked_by == ("deploy", "promisebot/plan")
+    assert "deploy, promisebot/plan" in got.reason
+    assert server.calls("GET")[-1].raw_path == f"/api/v4/projects/{ENCODED}/repository/commits/{HEAD}/statuses"
+
+
+def test_mergeability_closed_merged_and_before_detailed_merge_status(server, forge, repo, project, mr):
+    mr.state = "closed"
+    assert forge.mergeability(repo, 1) == Mergeability(False, "it is closed")
+    mr.state = "merged"
+    assert forge.mergeability(repo, 1) == Mergeability(False, "it is already merged")
+    with GitLabServer(detailed_merge_status=False) as old:
+        p = old.add_project(PATH)
+        first = old.add_merge_request(p, sha=HEAD, base_sha=BASE)
+        second = old.add_merge_request(p, sha=HEAD, base_sha=BASE)
+        second.detailed_merge_status = "conflict"
+        third = old.add_merge_request(p, sha=HEAD, base_sha=BASE)
+        third.detailed_merge_status = "checking"
+        forge = GitLabForge(DEFAULT_TOKEN, url=old.url)
+        assert [forge.mergeability(repo, mr.iid).mergeable for mr in (first, second, third)] == [True, False, None]
+    assert not old.errors
+
+
+def test_mergeability_errors(server, forge, repo, mr):
+    with pytest.raises(ForgeError) as caught:
+        forge.mergeability(repo, 99)
+    assert caught.value.status == 404 and not caught.value.retryable
+    server.fail_next(1, 500)
+    with pytest.raises(ForgeError) as caught:
+        forge.mergeability(repo, 1)
+    assert caught.value.retryable
+
+
+# -- the head's project (forks) ----------------------------------------------------------------
+
+
+def test_forks_are_told_by_their_source_project(server, forge, repo, project, mr):
+    fork = server.add_project("mallory/promises")
+    server.add_merge_request(project, sha="e5" * 20, base_sha=BASE, iid=2, source_project=fork)
+    server.add_merge_request(project, sha="f6" * 20, base_sha=BASE, iid=3, from_fork=True)  # not visible
+
+    fetched = {n: forge.fetch_change(repo, n) for n in (1, 2, 3)}
+    listed = {c.number: c for c in forge.open_changes(repo)}
+
+    for changes in (fetched, listed):
+        assert [(changes[n].head_repo, changes[n].from_fork) for n in (1, 2, 3)] == [
+            (PATH, False), ("mallory/promises", True), ("", True)]
+    hidden = project.merge_requests[3].source_project_id
+    fork_reads = [(r.raw_path, r.status) for r in server.calls("GET") if r.raw_path.count("/") == 4]
+    # Only forks cost a read of their project (one per listing), and an invisible one is no error.
+    assert Counter(fork_reads) == Counter({(f"/api/v4/projects/{fork.id}", 200): 2,
+                                           (f"/api/v4/projects/{hidden}", 404): 2})
+    # Any other failure reading the fork is the call's failure.
+    server.fail_next(1, 500, method="GET", path_contains=f"/projects/{fork.id}")
+    with pytest.raises(ForgeError) as caught:
+        forge.fetch_change(repo, 2)
+    assert caught.value.status == 500 and caught.value.retryable and "source project" in str(caught.value)
