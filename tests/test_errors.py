@@ -10,7 +10,10 @@ import bot
 import runners
 from bot.errors import PromisebotError
 
-DELIBERATELY_OUTSIDE = {"runners.pool.Terminated"}  # a BaseException: unwinds like KeyboardInterrupt
+DELIBERATELY_OUTSIDE = {
+    "runners.pool.Terminated",  # a BaseException: unwinds like KeyboardInterrupt
+    "bot.jobs.locks.LockBusy",  # not an error: the queue puts the job back (no handler may report it)
+}
 ENTRY_POINTS = {"bot.server.wsgi"}  # builds the app from the environment when imported, by design
 
 

@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bot.errors import PromisebotError
 from bot.model.objects import Ref
 
 PREFIX = "/promisebot"
@@ -140,7 +141,7 @@ class Parsed:
         return not self.commands and not self.problems
 
 
-class RefError(ValueError):
+class RefError(PromisebotError, ValueError):
     """An argument that is not a valid object reference; the message does not quote it."""
 
 

@@ -89,12 +89,58 @@ def render_ok_to_test(login: str, sha: str, secrets: Iterable[str] = ()) -> str:
     return _finish(lines, secrets)
 
 
-def render_lock_held(login: str, holder: str, command: str = "apply", secrets: Iterable[str] = ()) -> str:
-    """`command` waits: the change `holder` (a URL, `#12` or `!12`) holds the platform's lock."""
-    lines = [_opening(login, f"{_code(command)} cannot run now: the platform is locked by {_change(holder)}. "
-                      f"The lock is released when that change is applied or closed, or by "
-                      f"{_code(PREFIX + ' unlock')} on it.")]
+def render_lock_held(login: str, holder: str, destinations: Sequence[str] = (), command: str = "apply",
+                     secrets: Iterable[str] = ()) -> str:
+    """`command` waits in the queue: the change `holder` (a URL, `#12` or `!12`) holds the lock
+    of `destinations` (its apply is in progress)."""
+    what = ("Destination" + "s" * (len(destinations) != 1) + " " + ", ".join(_code(d) for d in destinations)
+            if destinations else "the platform")
+    lines = [_opening(login, f"{_code(command)} waits: {what} {'are' if len(destinations) > 1 else 'is'} locked by "
+                      f"{_change(holder)}, whose apply is in progress. It runs once the lock is released (that "
+                      f"change applied or closed, or {_code(PREFIX + ' unlock')} once it is gone).")]
     return _finish(lines, secrets)
+
+
+def render_replanned(login: str, why: str, command: str = "apply", secrets: Iterable[str] = ()) -> str:
+    """`command` did not run: the plan was stale (`why`), so the change was planned again, for
+    the reviewers to look at before asking again."""
+    return _finish([_opening(login, f"{_code(command)} did not run: {_plain(why)}. promisebot planned the "
+                             f"change again (see the plan comment); review it, then comment "
+                             f"{_code(PREFIX + ' ' + command)} again.")], secrets)
+
+
+def render_not_open(login: str, command: str, state: str, secrets: Iterable[str] = ()) -> str:
+    """`command` needs an open change; this one is `state` (closed, merged)."""
+    return _finish([_opening(login, f"{_code(command)}: this change is {_plain(state)}; nothing was done.")], secrets)
+
+
+def render_status(login: str, table: Sequence[str], messages: Mapping[str, str],
+                  secrets: Iterable[str] = ()) -> str:
+    """Where the objects landed (`table`: markdown lines, `bot.forges.comment.render_landed`)
+    and each object's reconcile message."""
+    if not table:
+        return _finish([_opening(login, "this change touches no object promisebot keeps records of.")], secrets)
+    lines = [_opening(login, "where this change's objects stand:"), "", *table]
+    lines += [f"- {_code(ref)}: {_plain(message)}" for ref, message in sorted(messages.items()) if message]
+    return _finish(lines, secrets)
+
+
+def render_rerun(login: str, ref: str, state: str, description: str, table: Sequence[str],
+                 secrets: Iterable[str] = ()) -> str:
+    """The workflows of `ref` ran again: the outcome (a commit status state and description)
+    and where it landed."""
+    lines = [_opening(login, f"reran {_code(ref)}: {_plain(state)}, {_plain(description)}."), "", *table]
+    return _finish(lines, secrets)
+
+
+def render_unlocked(login: str, released: Sequence[str], secrets: Iterable[str] = ()) -> str:
+    """The Destination locks `unlock` released (those this change held, and those held by
+    changes that are gone)."""
+    if not released:
+        return _finish([_opening(login, "no lock to release: this change holds none, and the changes holding "
+                                 "the Destinations it touches are still open.")], secrets)
+    names = ", ".join(_code(d) for d in released)
+    return _finish([_opening(login, f"released the lock of {names}.")], secrets)
 
 
 def render_unknown_object(login: str, command: str, ref: str, known: Iterable[str],

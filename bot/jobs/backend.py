@@ -1,18 +1,25 @@
 """What the web process and the workers share: de-duplication of deliveries, the newest head of
-each change (so a newer push supersedes a queued or running plan), the reconcile locks and the
-saved plans. Redis when `REDIS_URL` is set (every process on every machine sees the same),
-process memory in the embedded default (same code paths above this module).
+each change (so a newer push supersedes a queued or running plan), the reconcile locks, the
+Destination locks of applies in progress and the saved plans. Redis when `REDIS_URL` is set
+(every process on every machine sees the same), process memory in the embedded default (same
+code paths above this module).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis
 
+from bot.jobs.destlocks import (
+    DESTINATION_LOCK_TTL_SECONDS,
+    DestinationLocks,
+    MemoryDestinationLocks,
+    RedisDestinationLocks,
+)
 from bot.jobs.locks import LOCK_TTL_SECONDS, LocalLocks, Locks, RedisLocks
 from bot.jobs.plans import MemoryPlanStore, PlanStore, RedisPlanStore
 from bot.jobs.queue import seconds_setting
@@ -87,6 +94,7 @@ class Backend:
     locks: Locks
     plans: PlanStore
     redis: redis.Redis | None = None
+    destination_locks: DestinationLocks = field(default_factory=MemoryDestinationLocks)
 
 
 def lock_ttl_setting() -> int:
@@ -95,8 +103,16 @@ def lock_ttl_setting() -> int:
     return seconds_setting("PROMISEBOT_LOCK_TTL_SECONDS", LOCK_TTL_SECONDS, minimum=3)
 
 
+def destination_lock_ttl_setting() -> int:
+    """`PROMISEBOT_DESTINATION_LOCK_TTL_SECONDS` (default 3600): how long an apply holds the
+    Destinations it changes at most (its merge reconciled, or its change closed, releases them)."""
+    return seconds_setting("PROMISEBOT_DESTINATION_LOCK_TTL_SECONDS", DESTINATION_LOCK_TTL_SECONDS, minimum=60)
+
+
 def make_backend(redis_url: str | None) -> Backend:
     if redis_url:
         client = redis.Redis.from_url(redis_url)
-        return Backend(RedisMemo(client), RedisLocks(client, ttl=lock_ttl_setting()), RedisPlanStore(client), client)
-    return Backend(MemoryMemo(), LocalLocks(), MemoryPlanStore())
+        return Backend(RedisMemo(client), RedisLocks(client, ttl=lock_ttl_setting()), RedisPlanStore(client), client,
+                       RedisDestinationLocks(client, ttl=destination_lock_ttl_setting()))
+    return Backend(MemoryMemo(), LocalLocks(), MemoryPlanStore(),
+                   destination_locks=MemoryDestinationLocks(ttl=destination_lock_ttl_setting()))

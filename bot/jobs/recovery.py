@@ -30,10 +30,10 @@ import time
 from bot.errors import PromisebotError
 from bot.forges.base import Change, Event, Forge, Repo, event_to_json
 from bot.gitcmd import GitError, git, git_environment
-from bot.jobs.handlers import APPLY_CONTEXT, PLAN_CONTEXT, change_key
 from bot.jobs.queue import JobQueue
 from bot.jobs.repos import _last_line, auth_environment
 from bot.jobs.services import Services
+from bot.jobs.steps import APPLY_CONTEXT, PLAN_CONTEXT, change_key
 from bot.redact import redact
 
 log = logging.getLogger("promisebot.recovery")

@@ -165,16 +165,17 @@ def test_ok_to_test_names_the_commit():
 
 
 @pytest.mark.parametrize("holder, shown", [
-    ("#12", "locked by #12."),
-    ("!7", "locked by !7."),
-    ("https://github.com/acme/platform/pull/12", "locked by https://github.com/acme/platform/pull/12."),
-    ("<script>", "locked by change `<script>`."),
-    ("", "locked by another change."),
+    ("#12", "locked by #12,"),
+    ("!7", "locked by !7,"),
+    ("https://github.com/acme/platform/pull/12", "locked by https://github.com/acme/platform/pull/12,"),
+    ("<script>", "locked by change `<script>`,"),
+    ("", "locked by another change,"),
 ])
 def test_lock_held_names_the_holder(holder, shown):
-    reply = render_lock_held("bob", holder)
+    reply = render_lock_held("bob", holder, ["prod"])
     assert shown in reply
-    assert "`apply` cannot run now" in reply and "`/promisebot unlock`" in reply
+    assert "`apply` waits: Destination `prod` is locked" in reply and "`/promisebot unlock`" in reply
+    assert "Destinations `dev`, `prod` are locked" in render_lock_held("bob", holder, ["dev", "prod"])
 
 
 def test_unknown_object_with_the_closest_names():

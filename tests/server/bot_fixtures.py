@@ -197,6 +197,7 @@ def github_world(tmp: Path, **settings: Any) -> Iterator[tuple[PlatformRemote, G
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         yield platform, github, github_config(github, tmp, **settings)
 
 

@@ -393,6 +393,7 @@ def test_the_acknowledgement_comes_before_any_forge_call(tmp_path):
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         head = platform.open_change(1)
         github.add_pull(REPO, 1, head_sha=head, base_sha=platform.base)
         config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),

@@ -31,6 +31,7 @@ def world(tmp_path):
     platform = PlatformRemote(tmp_path, head_ref=GITLAB_HEAD_REF)
     with GitLabServer() as gitlab:
         project = gitlab.add_project(REPO)
+        gitlab.add_member(REPO, "dev", 30)  # the merge requests' author, a Developer: trusted
         project.commits[platform.base] = "main"
         runner = FakeRunner()
         config = BotConfig(gitlab_token=gitlab.token, gitlab_url=gitlab.url, gitlab_webhook_secrets=(SECRET,),

@@ -70,6 +70,7 @@ def test_a_queued_plan_is_superseded_by_a_newer_head(tmp_path):
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         runner = FakeRunner()
         bot = BotServer(github_config(github, tmp_path), runner, gate=gate)
         try:
@@ -98,6 +99,7 @@ def test_a_queued_plan_is_superseded_by_a_newer_head(tmp_path):
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         alone = FakeRunner()
         bot = BotServer(github_config(github, tmp_path / "alone"), alone)
         try:
@@ -115,6 +117,7 @@ def test_a_running_plan_is_not_reported_once_a_newer_head_arrives(tmp_path):
     platform = PlatformRemote(tmp_path, head_ref=GITLAB_HEAD_REF)
     with GitLabServer() as gitlab:
         project = gitlab.add_project(REPO)
+        gitlab.add_member(REPO, "dev", 30)  # the merge requests' author, a Developer: trusted
         runner = BlockingRunner()
         bot = BotServer(gitlab_config(gitlab, tmp_path), runner)
         try:
@@ -156,6 +159,7 @@ def test_a_forge_answering_502_twice_is_retried_and_the_comment_lands_once(tmp_p
     platform = PlatformRemote(tmp_path, head_ref=GITLAB_HEAD_REF)
     with GitLabServer() as gitlab:
         project = gitlab.add_project(REPO)
+        gitlab.add_member(REPO, "dev", 30)  # the merge requests' author, a Developer: trusted
         runner = FakeRunner()
         bot = BotServer(gitlab_config(gitlab, tmp_path), runner, retry_intervals=[0.05, 0.05, 0.05])
         try:
@@ -183,6 +187,7 @@ def test_a_retry_after_the_comment_landed_does_not_comment_again(tmp_path):
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         runner = FakeRunner()
 
         def outputs(job: PipelineJob) -> dict[str, bytes]:

@@ -42,11 +42,12 @@ from rq import Queue
 
 from bot.forges.base import Repo, event_from_json
 from bot.forges.comment import MARKER
-from bot.jobs.handlers import APPLY_CONTEXT, PLAN_CONTEXT, run_event
+from bot.jobs.handlers import run_event
 from bot.jobs.queue import QUEUE_NAME, InlineQueue, RqQueue
 from bot.jobs.recovery import recover, start_recovery
 from bot.jobs.repos import RepoCache
 from bot.jobs.services import Services
+from bot.jobs.steps import APPLY_CONTEXT, PLAN_CONTEXT
 from bot.server.config import BotConfig
 
 PYTHON = sys.executable
@@ -210,6 +211,7 @@ def test_recovery_with_a_github_app_finds_the_installation(tmp_path):
     platform = PlatformRemote(tmp_path)
     with GitHubServer() as github:
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         github.add_app(77, public)
         github.add_installation(77, 4321, [REPO])
         head = platform.open_change(1)

@@ -39,6 +39,7 @@ def test_the_embedded_default_loses_nothing_to_a_crash(tmp_path: Path) -> None:
     with GitHubServer() as github:
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
         head1 = platform.open_change(1, name="r1")
         github.add_pull(REPO, 1, head_sha=head1, base_sha=platform.base)
         head2 = platform.open_change(2, name="r2")
