@@ -31,8 +31,10 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.forges.base import Comment, StatusState
+from bot.kratix.conditions import READY, RECONCILED, find_condition
 from bot.reconcile.engine import ReconcileReport
 from bot.reconcile.run import Outcome
 from bot.reconcile.writes import StoreBatch, store_key
@@ -198,6 +200,12 @@ def render_applied(plan_text: str | None, report: ReconcileReport, *, merge_sha:
     return _finish(lines, secrets)
 
 
+def reconciled_message(status: dict[str, Any]) -> str:
+    """An object's state in a few words: its Reconciled (else Ready) condition's message."""
+    condition = find_condition(status, RECONCILED) or find_condition(status, READY) or {}
+    return str(condition.get("message") or status.get("message") or "")
+
+
 def render_landed(rows: Sequence[Landed]) -> list[str]:
     """The "Where it landed" table: one row per placement of each object (markdown lines)."""
     if not rows:
@@ -214,6 +222,17 @@ def render_landed(rows: Sequence[Landed]) -> list[str]:
                  _code(row.store, table=True), where]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def render_waiting(head_sha: str, why: str, notes: Sequence[str] = (), *, secrets: Iterable[str] = ()) -> str:
+    """The plan comment of a change promisebot may not run pipelines for yet (docs/chatops.md,
+    "Trust"): why, and how a user with write access lets it (`ok-to-test`, for this head only)."""
+    lines = [MARKER, "### promisebot plan: waiting for approval", "",
+             f"promisebot has not run any pipeline for {_code(head_sha[:12])}: {_esc(why)}. "
+             "A user allowed to run `ok-to-test` can comment `/promisebot ok-to-test` to plan this "
+             "commit; a new push needs a new approval.", ""]
+    lines += [*notes, ""] if notes else []
+    return _finish(lines, secrets)
 
 
 def render_error(message: str, *, secrets: Iterable[str] = ()) -> str:
@@ -423,6 +442,16 @@ def _h(text: str) -> str:
 def _esc(text: str) -> str:
     """Plain text in markdown: HTML is shown, not interpreted; one line."""
     return html.escape(" ".join(str(text).split()), quote=False)
+
+
+def code(text: str) -> str:
+    """`text` as a markdown code span (shown verbatim, whatever it holds)."""
+    return _code(text)
+
+
+def escape(text: str) -> str:
+    """`text` as plain markdown text on one line (HTML shown, not interpreted)."""
+    return _esc(text)
 
 
 def _code(text: str, *, table: bool = False) -> str:
