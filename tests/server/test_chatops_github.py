@@ -228,3 +228,100 @@ def _rev(repo) -> str:
 
     return subprocess.run(["git", "-C", str(repo), "rev-parse", "main"], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+POLICY = """\
+commands:
+  plan: {teams: [acme/platform-team]}
+  status: {users: [dave]}
+destinations:
+  dev: {owners: [acme/sre]}
+apply:
+  requirements: [approved, plan-succeeded]
+  mergeMethod: squash
+"""
+
+
+def set_policy(chat, text: str) -> None:
+    """`.promisebot.yaml` committed on the default branch (what the following changes branch from)."""
+    from reconcile_fixtures import git
+
+    (chat.platform.work / ".promisebot.yaml").write_text(text)
+    chat.platform.base = chat.platform.commit("the ChatOps policy")
+    git(chat.platform.work, "push", "-q", "origin", "main")
+
+
+def test_the_policy_on_the_default_branch_decides_not_the_change(chat):
+    from reconcile_fixtures import git, request
+
+    set_policy(chat, POLICY)
+    chat.github.add_team("acme", "platform-team", members=["carol"])
+    chat.github.add_team("acme", "sre", members=["erin"])
+    platform = chat.platform
+    git(platform.work, "checkout", "-q", "-B", "change-1", "main")
+    (platform.work / ".promisebot.yaml").write_text("commands:\n  plan: {permission: none}\n  apply: {permission: none}\n")
+    platform.write("requests/r1.yaml", request("Redis", "r1"))
+    head = platform.commit("a request, and a policy that lets everybody do anything")
+    git(platform.work, "push", "-q", "-f", "origin", "HEAD:refs/pull/1/head")
+    git(platform.work, "checkout", "-q", "main")
+    chat.open(1, "r1", head=head)
+
+    chat.say(1, "/promisebot plan", user="bob")
+    assert "`plan` needs membership of acme/platform-team" in chat.replies(1)[-1]
+    chat.say(1, "/promisebot apply", user="bob")
+    assert "`apply` needs write access" in chat.replies(1)[-1], "the default rule: the change's file is not read"
+    replies = len(chat.replies(1))
+    chat.say(1, "/promisebot plan", user="carol")  # a member of the team
+    assert len(chat.replies(1)) == replies, "planned: the plan comment is the answer"
+    chat.say(1, "/promisebot status", user="alice")
+    assert "`status` needs being dave" in chat.replies(1)[-1]
+
+    chat.github.add_review(REPO, 1, "carol", "APPROVED")
+    chat.say(1, "/promisebot apply", user="alice")
+    reply = chat.replies(1)[-1]
+    assert "1 requirement is not met" in reply and "Destination dev needs an approval from acme/sre" in reply
+    chat.github.add_review(REPO, 1, "erin", "APPROVED")
+    chat.say(1, "/promisebot apply", user="alice")
+    (merge,) = chat.merges()
+    assert merge.body["merge_method"] == "squash"
+
+
+def test_an_invalid_policy_fails_closed_and_says_where(chat):
+    set_policy(chat, "commands:\n  apply:\n    permission: writer\n")
+    chat.open(1, "r1")
+    chat.github.add_review(REPO, 1, "carol", "APPROVED")
+    chat.say(1, "/promisebot apply", user="alice")
+    reply = chat.replies(1)[-1]
+    assert "`apply` was refused" in reply and ".promisebot.yaml:3 commands.apply.permission" in reply
+    assert chat.merges() == []
+    chat.say(1, "/promisebot help", user="alice")
+    assert "| `/promisebot help` |" in chat.replies(1)[-1], "what anyone may run still runs"
+
+
+def test_plan_succeeded_unmet_then_met(chat):
+    chat.runner.failing.add("redis")
+    head = chat.open(1, "r1")
+    assert chat.statuses(head, "promisebot/plan")[-1] == "failure"
+    chat.github.add_review(REPO, 1, "carol", "APPROVED")
+    chat.say(1, "/promisebot apply", user="alice")
+    assert "**plan-succeeded**" in chat.replies(1)[-1] and chat.merges() == []
+    chat.runner.failing.clear()
+    chat.say(1, "/promisebot plan", user="alice")
+    assert chat.statuses(head, "promisebot/plan")[-1] == "success"
+    chat.say(1, "/promisebot apply", user="alice")
+    assert len(chat.merges()) == 1
+
+
+def test_promisebots_own_statuses_never_block_its_apply(chat):
+    head = chat.open(1, "r1")
+    chat.github.add_review(REPO, 1, "carol", "APPROVED")
+    chat.github.update_pull(REPO, 1, mergeable_state="blocked")
+    chat.github.add_check_run(REPO, head, "promisebot/apply", status="in_progress")
+    chat.github.add_check_run(REPO, head, "ci/tests", status="completed", conclusion="failure")
+    chat.say(1, "/promisebot apply", user="alice")
+    reply = chat.replies(1)[-1]
+    assert "**mergeable**" in reply and "ci/tests" in reply and chat.merges() == []
+
+    chat.github.add_check_run(REPO, head, "ci/tests", status="completed", conclusion="success")
+    chat.say(1, "/promisebot apply", user="alice")
+    assert len(chat.merges()) == 1, "blocked only by promisebot's own check: not blocked for promisebot"
