@@ -109,6 +109,15 @@ def render_replanned(login: str, why: str, command: str = "apply", secrets: Iter
                              f"{_code(PREFIX + ' ' + command)} again.")], secrets)
 
 
+def render_failed(login: str, command: str, message: str, secrets: Iterable[str] = ()) -> str:
+    """`command` could not finish (the forge refused a merge, a fetch failed, ...): why, in a
+    fenced block that the message cannot close."""
+    fence = "`" * max(3, 1 + max((len(run) for run in _BACKTICKS.findall(message)), default=0))
+    lines = [_opening(login, f"{_code(command)} could not finish:"), "", fence + "text",
+             _neutralize(message.rstrip()), fence]
+    return _finish(lines, secrets)
+
+
 def render_not_open(login: str, command: str, state: str, secrets: Iterable[str] = ()) -> str:
     """`command` needs an open change; this one is `state` (closed, merged)."""
     return _finish([_opening(login, f"{_code(command)}: this change is {_plain(state)}; nothing was done.")], secrets)

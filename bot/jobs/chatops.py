@@ -27,15 +27,17 @@ from pathlib import Path
 
 from bot.chatops import grammar, replies
 from bot.chatops.grammar import Command
-from bot.chatops.policy import Decision, Policy, PolicyError, authorize, is_team, load_policy
+from bot.chatops.policy import Decision, Policy, PolicyError, authorize, is_team
 from bot.chatops.requirements import ApplyFacts, check_apply, stale_plan
+from bot.errors import PromisebotError
 from bot.forges import comment as comments
 from bot.forges.base import Change, Event, Forge, ForgeError, Repo
-from bot.gitcmd import GitError, git, git_environment, rev_sha
+from bot.gitcmd import git, git_environment, rev_sha
 from bot.jobs.destlocks import Holder
 from bot.jobs.landed import changed_refs
 from bot.jobs.locks import LockBusy
 from bot.jobs.planning import plan
+from bot.jobs.policyfile import read_policy
 from bot.jobs.repos import auth_environment
 from bot.jobs.services import Services
 from bot.jobs.steps import (
@@ -52,6 +54,7 @@ from bot.model.objects import Ref
 from bot.platform.loader import load_platform, read_settings
 from bot.platform.sources import FileError, GitTreeSource
 from bot.reconcile.engine import reconcile
+from bot.redact import redact
 from bot.report.landed import where_landed
 from bot.settings import SETTINGS_FILE, Settings, load_settings
 from bot.state.bookkeeping import Bookkeeping
@@ -141,22 +144,24 @@ def handle_comment(event: Event, repo: Repo, forge: Forge, services: Services, r
             done.append(f"{command.name}: denied")
             services.backend.memo.set_latest(step, "done")
             continue
-        done.append(f"{command.name}: {RUN[command.name](session, command)}")
+        try:
+            outcome = RUN[command.name](session, command)
+        except ForgeError as exc:
+            if exc.retryable:
+                raise  # the queue retries the job; commands done already are not run again
+            outcome = _could_not(session, command.name, exc)
+        except PromisebotError as exc:
+            outcome = _could_not(session, command.name, exc)
+        done.append(f"{command.name}: {outcome}")
         services.backend.memo.set_latest(step, "done")
     return "; ".join(done)
 
 
-def read_policy(path: Path, repo: Repo) -> tuple[Policy, PolicyError | None]:
-    """The policy in `.promisebot.yaml` on the default branch (never the change's): defaults
-    when there is none; defaults and the error when it is invalid."""
-    try:
-        text = git(path, "show", f"refs/remotes/origin/{repo.default_branch}:{SETTINGS_FILE}").decode("utf-8", "replace")
-    except GitError:
-        text = None  # no such file on the default branch
-    try:
-        return load_policy(text), None
-    except PolicyError as exc:
-        return Policy(), exc
+def _could_not(session: Session, command: str, exc: Exception) -> str:
+    text = redact(str(exc), secrets(session.services))
+    log.error("%s could not finish: %s", command, text)
+    session.say(replies.render_failed(session.login, command, text, secrets=secrets(session.services)))
+    return f"could not finish: {text}"
 
 
 def _decisions(session: Session) -> dict[str, Decision]:

@@ -22,6 +22,7 @@ from bot.errors import PromisebotError
 from bot.forges import comment as comments
 from bot.forges.base import Change, Event, Forge, ForgeError, Repo
 from bot.gitcmd import git_environment, rev_sha
+from bot.jobs.policyfile import read_policy
 from bot.jobs.repos import auth_environment
 from bot.jobs.services import Services
 from bot.jobs.steps import (
@@ -66,8 +67,8 @@ def plan(event: Event, repo: Repo, forge: Forge, services: Services, received_at
     """Plan the change `event.number` at `event.head_sha` (a newer head supersedes it).
     `rerun`: objects whose workflows run again whatever their saved results say."""
     key = change_key(event)
-    if event.draft and not services.config.plan_drafts:
-        return "skipped: draft (set PROMISEBOT_PLAN_DRAFTS=true to plan drafts)"
+    if event.draft and not plans_drafts(event, repo, forge, services):
+        return "skipped: draft (plan.drafts in .promisebot.yaml, or PROMISEBOT_PLAN_DRAFTS=true, plans drafts)"
     if services.backend.memo.latest(key) not in (None, event.head_sha):
         return "superseded by a newer head"
     head_ref = forge.head_ref(event.number)  # a fork's head is on no branch: GitLab needs the ref
@@ -125,6 +126,13 @@ def plan(event: Event, repo: Repo, forge: Forge, services: Services, received_at
     if received_at is not None:
         EVENT_TO_REPORT.observe(max(0.0, time.time() - received_at))
     return f"planned {event.head_sha[:12]}: {state}"
+
+
+def plans_drafts(event: Event, repo: Repo, forge: Forge, services: Services) -> bool:
+    """Whether drafts are planned: `plan.drafts` of the policy on the default branch when it
+    says, else PROMISEBOT_PLAN_DRAFTS."""
+    policy, _ = read_policy(sync(event, repo, forge, services, []), repo)
+    return policy.plan_drafts if policy.plan_drafts is not None else services.config.plan_drafts
 
 
 def untrusted_notes(trust: Trust, restricted: Restricted) -> list[str]:

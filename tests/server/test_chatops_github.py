@@ -325,3 +325,32 @@ def test_promisebots_own_statuses_never_block_its_apply(chat):
     chat.github.add_check_run(REPO, head, "ci/tests", status="completed", conclusion="success")
     chat.say(1, "/promisebot apply", user="alice")
     assert len(chat.merges()) == 1, "blocked only by promisebot's own check: not blocked for promisebot"
+
+
+def test_drafts_are_planned_when_the_policy_says_so(chat):
+    from bot_fixtures import github_pull_event, send_github
+
+    def open_draft(number: int, name: str) -> None:
+        head = chat.platform.open_change(number, name=name)
+        chat.github.add_pull(REPO, number, head_sha=head, base_sha=chat.platform.base, draft=True)
+        event = github_pull_event("opened", chat.platform, number, head)
+        event["pull_request"]["draft"] = True
+        assert send_github(chat.bot.url, "pull_request", event).status_code == 202
+        chat.bot.queue.join()
+
+    open_draft(1, "r1")
+    assert chat.runner.calls == [] and not [c for c in chat.github.comments(REPO, 1)]
+    set_policy(chat, "plan:\n  drafts: true\n")
+    open_draft(2, "r2")
+    assert "### promisebot plan" in chat.plan(2)
+
+
+def test_a_merge_the_forge_refuses_is_reported_and_frees_the_locks(chat):
+    chat.open(1, "r1")
+    chat.github.add_review(REPO, 1, "carol", "APPROVED")
+    chat.github.set_merge_result(REPO, 1, status=405, message="Base branch was modified. Review and try again.")
+    chat.say(1, "/promisebot apply\n/promisebot help", user="alice")
+    failed, helped = chat.replies(1)[-2:]
+    assert "`apply` could not finish:" in failed and "Base branch was modified" in failed
+    assert "| `/promisebot help` |" in helped, "the next command of the comment still ran"
+    assert chat.bot.services.backend.destination_locks.holders(f"github:{REPO}", ["dev"]) == {}
