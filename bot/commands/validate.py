@@ -1,4 +1,5 @@
-"""`promisebot validate [PATH] [--output json]`: every problem of a platform repo, at once.
+"""`promisebot validate [PATH] [--output json]`: every problem of a platform repo, at once
+(its objects, its settings, and the ChatOps policy in its settings file).
 
 Exit codes: 0 valid (warnings allowed), 1 invalid, 2 usage error (PATH missing or not a
 directory).
@@ -12,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.chatops.policy import PolicyError, load_policy
 from bot.model.objects import Platform, Problem
 from bot.platform.loader import DirSource, load_platform
 from bot.platform.validate.platform import validate_platform
+from bot.settings import SETTINGS_FILE
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"promisebot validate: {path} {what}", file=sys.stderr)
         return EXIT_USAGE
     platform = load_platform(DirSource(path))
-    problems = validate_platform(platform)
+    problems = validate_platform(platform) + policy_problems(path)
     valid = not any(p.severity == "error" for p in problems)
     if args.output == "json":
         print(json.dumps({"valid": valid, "problems": [p.as_dict() for p in problems],
@@ -34,6 +37,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_text(problems, platform, valid))
     return EXIT_OK if valid else EXIT_INVALID
+
+
+def policy_problems(path: Path) -> list[Problem]:
+    """The ChatOps policy sections of the settings file (docs/chatops.md), checked as the bot
+    checks them, so a bad policy is caught before it reaches the default branch."""
+    settings = path / SETTINGS_FILE
+    if not settings.is_file():
+        return []
+    try:
+        load_policy(settings.read_text(encoding="utf-8", errors="replace"))
+    except PolicyError as exc:
+        return list(exc.problems)
+    return []
 
 
 def summary(platform: Platform) -> dict[str, Any]:

@@ -316,3 +316,14 @@ def test_cli_usage_errors_exit_2(tmp_path):
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
     assert run_validate("--output", "xml").returncode == 2
+
+
+def test_validate_checks_the_chatops_policy_in_the_settings_file(tmp_path):
+    (tmp_path / ".promisebot.yaml").write_text("maxFileBytes: 100000\ncommands:\n  aply: {permission: write}\n"
+                                               "apply:\n  mergeMethod: fastforward\n")
+    result = run_validate(str(tmp_path))
+    assert result.returncode == 1, result.stdout
+    assert ".promisebot.yaml:3: commands.aply: unknown command" in result.stdout
+    assert ".promisebot.yaml:5: apply.mergeMethod" in result.stdout
+    (tmp_path / ".promisebot.yaml").write_text("commands:\n  apply: {permission: maintain}\n")
+    assert run_validate(str(tmp_path)).returncode == 0
