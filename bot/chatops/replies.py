@@ -32,11 +32,11 @@ from bot.chatops.grammar import COMMANDS, PREFIX, SUMMARY, USAGE, Problem
 from bot.chatops.policy import Decision, PolicyError, describe
 from bot.chatops.requirements import SHORT_SHA, Unmet
 from bot.redact import redact
+from bot.report.markdown import code_span, fenced
 
 REPLY_MARKER = "<!-- promisebot:reply -->"
 MAX_CLOSEST = 3  # closest object names shown for an unknown one
 
-_BACKTICKS = re.compile(r"`+")
 _LOGIN_CHARS = re.compile(r"[^A-Za-z0-9._\-\[\]]")
 _CHANGE = re.compile(r"https?://[^\s<>()\[\]`]+|[#!]\d+")
 _SHA = re.compile(r"[0-9a-fA-F]{4,64}")
@@ -112,9 +112,7 @@ def render_replanned(login: str, why: str, command: str = "apply", secrets: Iter
 def render_failed(login: str, command: str, message: str, secrets: Iterable[str] = ()) -> str:
     """`command` could not finish (the forge refused a merge, a fetch failed, ...): why, in a
     fenced block that the message cannot close."""
-    fence = "`" * max(3, 1 + max((len(run) for run in _BACKTICKS.findall(message)), default=0))
-    lines = [_opening(login, f"{_code(command)} could not finish:"), "", fence + "text",
-             _neutralize(message.rstrip()), fence]
+    lines = [_opening(login, f"{_code(command)} could not finish:"), "", fenced(_neutralize(message.rstrip()), "text")]
     return _finish(lines, secrets)
 
 
@@ -238,16 +236,8 @@ def _plain(text: str) -> str:
 
 
 def _code(text: str, *, table: bool = False) -> str:
-    """A code span holding `text` verbatim on one line (in a table cell, its pipes escaped)."""
-    text = _neutralize(" ".join(str(text).split()))
-    if not text:
-        return "` `"
-    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-    ticks = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    if table:
-        text = text.replace("|", "\\|")
-    return f"{ticks}{pad}{text}{pad}{ticks}"
+    """A code span holding `text` verbatim on one line, no `@` of it mentioning anyone."""
+    return code_span(_neutralize(str(text)), table=table, empty="` `")
 
 
 def _finish(lines: list[str], secrets: Iterable[str]) -> str:

@@ -41,6 +41,7 @@ from bot.reconcile.writes import StoreBatch, store_key
 from bot.redact import redact
 from bot.report.diffs import ACTIONS, Action, by_destination, counts, unified_masked, written_by_destination
 from bot.report.landed import Landed
+from bot.report.markdown import code_span, fenced
 from bot.report.outcomes import failures, runs_json
 
 MARKER = "<!-- promisebot:plan -->"
@@ -56,7 +57,6 @@ _PART = re.compile(r"<!-- promisebot:plan part (\d+)(?:/(\d+))? -->")
 _CONTINUED = re.compile(r"_Continued from the previous comment \(part \d+ of \d+\)\._")
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _FENCE_CLOSE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
-_BACKTICKS = re.compile(r"`+")
 _CLOSE_DETAILS = "</details>"
 _FACTS = re.compile(r"^<!-- promisebot:facts (\{.*\}) -->$", re.MULTILINE)
 
@@ -148,8 +148,8 @@ def render_plan(report: ReconcileReport, *, head_sha: str, base_ref: str, title:
     `base_sha`. `reused`: workflow runs not run again because a saved plan's outputs still
     hold. `notes`: markdown lines shown under the heading (what the plan left out, and why)."""
     heading = "### promisebot plan" + (f": {_esc(title)}" if title else "")
-    onto = f"For {_code(head_sha[:12])} merged onto {_code(base_ref)}"
-    onto += f" at {_code(base_sha[:12])}." if base_sha else "."
+    onto = f"For {code_span(head_sha[:12])} merged onto {code_span(base_ref)}"
+    onto += f" at {code_span(base_sha[:12])}." if base_sha else "."
     facts = PlanFacts(head_sha, base_sha, tuple(touched_destinations(report)))
     lines = [MARKER, facts_line(facts), heading, "", onto, ""]
     if notes:
@@ -174,8 +174,8 @@ def render_applied(plan_text: str | None, report: ReconcileReport, *, merge_sha:
     even when an earlier job's reconcile wrote it), per state store the commit this job made,
     the Destinations and files written, or why a store could not be written; the plan that
     was reviewed (`plan_text`: what `render_plan` returned, or its parts joined) below, collapsed."""
-    heading = (f"### promisebot applied {_code(merge_sha[:12])}" if not report.errors
-               else f"### promisebot could not write every state store for {_code(merge_sha[:12])}")
+    heading = (f"### promisebot applied {code_span(merge_sha[:12])}" if not report.errors
+               else f"### promisebot could not write every state store for {code_span(merge_sha[:12])}")
     lines = [MARKER, heading, ""]
     lines += render_landed(landed)
     if landed and not report.changed:
@@ -213,13 +213,13 @@ def render_landed(rows: Sequence[Landed]) -> list[str]:
     lines = ["#### Where it landed", "", "| Object | Destination | State store | Commit |", "|---|---|---|---|"]
     for row in rows:
         if row.state == "landed" and row.commit:
-            where = _code(row.commit[:12], table=True)
+            where = code_span(row.commit[:12], table=True)
         elif row.state == "pending":
             where = "pending: " + _esc(row.note).replace("|", "\\|")
         else:
             where = _esc(row.note or row.state).replace("|", "\\|")
-        cells = [_code(str(row.ref), table=True), _code(row.destination, table=True),
-                 _code(row.store, table=True), where]
+        cells = [code_span(str(row.ref), table=True), code_span(row.destination, table=True),
+                 code_span(row.store, table=True), where]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -228,7 +228,7 @@ def render_waiting(head_sha: str, why: str, notes: Sequence[str] = (), *, secret
     """The plan comment of a change promisebot may not run pipelines for yet (docs/chatops.md,
     "Trust"): why, and how a user with write access lets it (`ok-to-test`, for this head only)."""
     lines = [MARKER, "### promisebot plan: waiting for approval", "",
-             f"promisebot has not run any pipeline for {_code(head_sha[:12])}: {_esc(why)}. "
+             f"promisebot has not run any pipeline for {code_span(head_sha[:12])}: {_esc(why)}. "
              "A user allowed to run `ok-to-test` can comment `/promisebot ok-to-test` to plan this "
              "commit; a new push needs a new approval.", ""]
     lines += [*notes, ""] if notes else []
@@ -238,7 +238,7 @@ def render_waiting(head_sha: str, why: str, notes: Sequence[str] = (), *, secret
 def render_error(message: str, *, secrets: Iterable[str] = ()) -> str:
     """The comment when promisebot could not finish (the status is `error`)."""
     secrets = list(secrets)
-    lines = [MARKER, "### promisebot could not finish", "", _fence(redact(message, secrets).rstrip("\n"), "text"), ""]
+    lines = [MARKER, "### promisebot could not finish", "", fenced(redact(message, secrets).rstrip("\n"), "text"), ""]
     return _finish(lines, secrets)
 
 
@@ -302,10 +302,10 @@ def _summary_table(report: ReconcileReport, *, applied: bool) -> list[str]:
     for batch in report.batches:
         commit = batch.result.revision if batch.result and batch.result.revision else ""
         for dest, n in _dest_counts(batch).items():
-            cells = [_code(store_key(batch.store), table=True)]
+            cells = [code_span(store_key(batch.store), table=True)]
             if applied:
-                cells.append(_code(commit[:12], table=True) if commit else "")
-            cells += [_code(dest, table=True), str(n["add"]), str(n["modify"]), str(n["remove"])]
+                cells.append(code_span(commit[:12], table=True) if commit else "")
+            cells += [code_span(dest, table=True), str(n["add"]), str(n["modify"]), str(n["remove"])]
             rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         nothing = ("No state store changed: they already held this." if applied
@@ -319,7 +319,7 @@ def _summary_table(report: ReconcileReport, *, applied: bool) -> list[str]:
 def _store_notes(report: ReconcileReport, *, applied: bool) -> list[str]:
     lines = []
     for batch in report.batches:
-        key = _code(store_key(batch.store))
+        key = code_span(store_key(batch.store))
         if batch.error:
             why = "could not be written (retried by the next reconcile)" if applied else \
                 "could not be read: its plan is incomplete"
@@ -345,9 +345,9 @@ def _invalid(report: ReconcileReport) -> list[str]:
         return []
     lines = [f"#### Validation errors ({len(report.invalid)}; not acted on)", ""]
     for p in report.invalid:
-        where = _code(f"{p['file']}:{p['line']}")
-        fld = f" {_code(p['field'])}" if p.get("field") else ""
-        obj = f" ({_code(p['object'])})" if p.get("object") else ""
+        where = code_span(f"{p['file']}:{p['line']}")
+        fld = f" {code_span(p['field'])}" if p.get("field") else ""
+        obj = f" ({code_span(p['object'])})" if p.get("object") else ""
         lines.append(f"- {where}{fld}: {_esc(p['message'])}{obj}")
     return [*lines, ""]
 
@@ -378,7 +378,7 @@ def _failure(outcome: Outcome) -> list[str]:
         lines += [f"<details><summary>{what}: {where}: {_h(redact(str(f['reason'])))}</summary>", ""]
         tail = [line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + "…" for line in f["logTail"]]
         if tail:
-            lines += [f"Last {_n(len(tail), 'log line')}:", "", _fence(redact("\n".join(tail)), "text")]
+            lines += [f"Last {_n(len(tail), 'log line')}:", "", fenced(redact("\n".join(tail)), "text")]
         else:
             lines.append("No log output.")
         lines += ["", _CLOSE_DETAILS, ""]
@@ -393,7 +393,7 @@ def _batch_diffs(batch: StoreBatch) -> list[str]:
                    f"{n['add']} added, {n['modify']} changed, {n['remove']} removed")
         lines += [f"<details><summary>{summary}</summary>", ""]
         for d in diffs:
-            lines += [_fence(redact(unified_masked(d)).rstrip("\n"), "diff"), ""]
+            lines += [fenced(redact(unified_masked(d)).rstrip("\n"), "diff"), ""]
         lines += [_CLOSE_DETAILS, ""]
     return lines
 
@@ -408,7 +408,7 @@ def _batch_written(batch: StoreBatch) -> list[str]:
                    f"{len(paths['remove'])} removed")
         lines += [f"<details><summary>{summary}</summary>", ""]
         for action, label in zip(ACTIONS, ("added", "changed", "removed"), strict=True):
-            lines += [f"- {label} {_code(path)}" for path in paths[action]]
+            lines += [f"- {label} {code_span(path)}" for path in paths[action]]
         lines += ["", _CLOSE_DETAILS, ""]
     return lines
 
@@ -419,8 +419,8 @@ def _runs(report: ReconcileReport) -> list[str]:
         return []
     lines = [f"<details><summary>Workflow runs ({len(runs)})</summary>", ""]
     for r in runs:
-        at = f" at {_code(r['failedPipeline'])}" if r["failedPipeline"] else ""
-        lines.append(f"- {_code(r['workflow'])} {_code(r['object'])}: {r['result']}{at} ({_esc(r['reason'])})")
+        at = f" at {code_span(r['failedPipeline'])}" if r["failedPipeline"] else ""
+        lines.append(f"- {code_span(r['workflow'])} {code_span(r['object'])}: {r['result']}{at} ({_esc(r['reason'])})")
     return [*lines, "", _CLOSE_DETAILS, ""]
 
 
@@ -444,35 +444,9 @@ def _esc(text: str) -> str:
     return html.escape(" ".join(str(text).split()), quote=False)
 
 
-def code(text: str) -> str:
-    """`text` as a markdown code span (shown verbatim, whatever it holds)."""
-    return _code(text)
-
-
 def escape(text: str) -> str:
     """`text` as plain markdown text on one line (HTML shown, not interpreted)."""
     return _esc(text)
-
-
-def _code(text: str, *, table: bool = False) -> str:
-    """A markdown code span holding `text` verbatim (in a table cell, its pipes escaped)."""
-    text = " ".join(str(text).split())
-    if not text:
-        return ""
-    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-    ticks = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    if table:
-        text = text.replace("|", "\\|")
-    return f"{ticks}{pad}{text}{pad}{ticks}"
-
-
-def _fence(text: str, info: str = "") -> str:
-    """A fenced code block holding `text` verbatim: its fence is longer than any run of
-    backticks in it, so no line of the text can close it."""
-    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{info}\n{text}\n{ticks}" if text else f"{ticks}{info}\n{ticks}"
 
 
 # -- splitting -------------------------------------------------------------------------------
@@ -644,7 +618,7 @@ class _Packer:
         if node.fence:
             if not self.fresh:
                 self.flush()
-            self.emit(_cut_fence(node.lines, self.room()))
+            self.emit(_cutfenced(node.lines, self.room()))
         elif len(node.lines) > 1:
             for line in node.lines:
                 self.place(_Leaf([line]))
@@ -675,7 +649,7 @@ def _reopened(opening: str) -> str:
     return opening
 
 
-def _cut_fence(lines: list[str], room: int) -> list[str]:
+def _cutfenced(lines: list[str], room: int) -> list[str]:
     """A code fence too long for a comment: its first lines that fit in `room`, then a note."""
     fence = _fence_opening(lines[0]) or "```"
     closed = len(lines) > 1 and _closes(lines[-1], fence)

@@ -39,6 +39,7 @@ from bot.jobs.steps import (
 from bot.jobs.trust import Restricted, restrict_to_requests
 from bot.model.objects import Ref
 from bot.reconcile.engine import reconcile
+from bot.report.markdown import code_span
 from bot.server.metrics import EVENT_TO_REPORT, JOB_SECONDS
 from runners.saved import SavingRunner
 
@@ -140,12 +141,12 @@ def untrusted_notes(trust: Trust, restricted: Restricted) -> list[str]:
              "Destinations, State Stores, pipeline images and `.promisebot.yaml` come from the default branch."]
     if restricted.dropped:
         lines.append(f"<details><summary>Left out of this plan ({len(restricted.dropped)})</summary>\n")
-        lines += [f"- {comments.code(d.path)}: {comments.escape(d.reason)}" for d in restricted.dropped]
+        lines += [f"- {code_span(d.path)}: {comments.escape(d.reason)}" for d in restricted.dropped]
         lines.append("\n</details>")
     return lines
 
 
 def lock_notes(held: dict[str, str]) -> list[str]:
     """A note per Destination another change's apply holds (its apply goes first)."""
-    return [f"- Destination {comments.code(dest)} is locked by {comments.escape(owner)} (its apply is in "
+    return [f"- Destination {code_span(dest)} is locked by {comments.escape(owner)} (its apply is in "
             "progress): an apply of this change waits for it." for dest, owner in sorted(held.items())]
