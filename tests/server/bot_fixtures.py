@@ -22,6 +22,7 @@ import requests
 from fake_runner import FakeRunner
 from flask import Flask
 from forge_servers.github import GitHubServer
+from forge_servers.gitlab import GitLabServer, Project
 from paths import FIXTURES
 from reconcile_fixtures import destination, git, promise, request
 from werkzeug.serving import make_server
@@ -211,6 +212,23 @@ def github_bot(tmp: Path) -> Iterator[tuple[PlatformRemote, GitHubServer, BotSer
             yield platform, github, bot, runner
         finally:
             bot.close()
+
+
+@contextmanager
+def gitlab_world(tmp: Path, **settings: Any) -> Iterator[tuple[PlatformRemote, GitLabServer, Project, BotConfig]]:
+    """A platform repo under `tmp` (heads at refs/merge-requests/N/head), the GitLab stand-in
+    knowing REPO (its merge requests' default author `dev` a Developer: trusted), and the bot's
+    settings for it (`settings`: more BotConfig fields). The stand-in must have failed on no
+    request."""
+    platform = PlatformRemote(tmp, head_ref=GITLAB_HEAD_REF)
+    with GitLabServer() as gitlab:
+        project = gitlab.add_project(REPO)
+        gitlab.add_member(REPO, "dev", 30)
+        project.commits[platform.base] = "main"
+        yield platform, gitlab, project, BotConfig(gitlab_token=gitlab.token, gitlab_url=gitlab.url,
+                                                   gitlab_webhook_secrets=(SECRET,), data_dir=tmp / "data",
+                                                   **settings)
+        assert gitlab.errors == [], "the stand-in failed on a request"
 
 
 def github_payload(name: str, **changes: Any) -> dict[str, Any]:

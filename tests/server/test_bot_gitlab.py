@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import pytest
 from bot_fixtures import (
-    GITLAB_HEAD_REF,
     REPO,
-    SECRET,
     BotServer,
-    PlatformRemote,
     gitlab_mr_event,
+    gitlab_world,
     send_gitlab,
 )
 from fake_runner import FakeRunner
-from forge_servers.gitlab import GitLabServer
 from reconcile_fixtures import git
 
 from bot.forges.comment import MARKER
-from bot.server.config import BotConfig
 
 R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 MR_HOOK = "Merge Request Hook"
@@ -28,20 +24,13 @@ MR_HOOK = "Merge Request Hook"
 
 @pytest.fixture
 def world(tmp_path):
-    platform = PlatformRemote(tmp_path, head_ref=GITLAB_HEAD_REF)
-    with GitLabServer() as gitlab:
-        project = gitlab.add_project(REPO)
-        gitlab.add_member(REPO, "dev", 30)  # the merge requests' author, a Developer: trusted
-        project.commits[platform.base] = "main"
+    with gitlab_world(tmp_path) as (platform, gitlab, project, config):
         runner = FakeRunner()
-        config = BotConfig(gitlab_token=gitlab.token, gitlab_url=gitlab.url, gitlab_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data")
         bot = BotServer(config, runner)
         try:
             yield platform, gitlab, project, bot, runner
         finally:
             bot.close()
-            assert gitlab.errors == [], "the stand-in failed on a request"
 
 
 def plan_notes(mr):

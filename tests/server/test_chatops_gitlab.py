@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 from bot_fixtures import (
-    GITLAB_HEAD_REF,
     REPO,
-    SECRET,
     BotServer,
     PlatformRemote,
     gitlab_mr_event,
+    gitlab_world,
     send_gitlab,
 )
 from chatops_fixtures import gitlab_note_event
@@ -21,7 +20,6 @@ from forge_servers.gitlab import GitLabServer
 
 from bot.chatops.replies import REPLY_MARKER
 from bot.forges.comment import MARKER
-from bot.server.config import BotConfig
 
 DEVELOPER, REPORTER = 30, 20
 
@@ -59,22 +57,15 @@ class World:
 
 @pytest.fixture
 def world(tmp_path):
-    platform = PlatformRemote(tmp_path, head_ref=GITLAB_HEAD_REF)
-    with GitLabServer() as gitlab:
-        project = gitlab.add_project(REPO)
-        gitlab.add_member(REPO, "dev", DEVELOPER)
+    with gitlab_world(tmp_path) as (platform, gitlab, project, config):
         gitlab.add_member(REPO, "reporter", REPORTER)
         gitlab.add_member(REPO, "maintainer", 40)
-        project.commits[platform.base] = "main"
         runner = FakeRunner()
-        config = BotConfig(gitlab_token=gitlab.token, gitlab_url=gitlab.url, gitlab_webhook_secrets=(SECRET,),
-                           data_dir=tmp_path / "data")
         bot = BotServer(config, runner)
         try:
             yield World(platform, gitlab, project, bot, runner)
         finally:
             bot.close()
-            assert gitlab.errors == [], "the stand-in failed on a request"
 
 
 def test_help_gets_an_award_emoji_and_a_reply(world):

@@ -14,9 +14,7 @@ tests share the engine."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -28,17 +26,15 @@ from typing import Any
 import docker
 import pytest
 import redis
-from bot_fixtures import GITLAB_HEAD_REF, REPO, SECRET, PlatformRemote, gitlab_mr_event, send_gitlab, serve
+from bot_fixtures import GITLAB_HEAD_REF, REPO, PlatformRemote, gitlab_mr_event, send_gitlab, serve
 from forge_servers.gitlab import GitLabServer, MergeRequest, Project
 from reconcile_fixtures import IMAGE, git, promise
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from worker_fixtures import (
-    FAST,
-    PROMISEBOT,
     WorkerProcess,
-    _die_with_the_tests,
     containers_of,
+    gitlab_environment,
     remove_leftovers_of,
     running_containers_of,
     volumes_of,
@@ -56,37 +52,6 @@ R1 = "dev/resources/default/redis/r1/instance/5058f/thing.yaml"
 NONCE = ('echo "kind: Thing" > /kratix/output/thing.yaml; '
          'echo "nonce: n$(cat /proc/sys/kernel/random/uuid)" >> /kratix/output/thing.yaml')
 NONCE_RE = r"nonce: (n[0-9a-f-]{36})"
-
-
-def gitlab_environment(redis_url: str, gitlab: GitLabServer, data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a promisebot process of one machine configured for GitLab only (no
-    GitHub variable at all): nothing inherited from ours but PATH, HOME and the engine's address."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG", "TMPDIR")}
-    env.update(PROMISEBOT_GITLAB_URL=gitlab.url, PROMISEBOT_GITLAB_TOKEN=gitlab.token,
-               PROMISEBOT_GITLAB_WEBHOOK_SECRET=SECRET, PROMISEBOT_DATA_DIR=str(data_dir), REDIS_URL=redis_url)
-    env.update(extra)
-    return env
-
-
-class GitLabWorker(WorkerProcess):
-    """`promisebot worker` (worker_fixtures.WorkerProcess: kill, stop, children, log) started
-    with `gitlab_environment` and the short abandonment, maintenance and lock intervals."""
-
-    def __init__(self, name: str, redis_url: str, gitlab: GitLabServer, data_dir: Path, log_dir: Path,
-                 **settings: str) -> None:
-        self.name = name
-        self.data_dir = data_dir
-        self.client = redis.Redis.from_url(redis_url)
-        self.log_path = log_dir / f"worker-{name}.log"
-        env = gitlab_environment(redis_url, gitlab, data_dir, **{**FAST, **settings})
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen([str(PROMISEBOT), "worker", "--name", name], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_the_tests)
-        self.killed_pids: list[int] = []
-        wait_for(lambda: self.client.exists(f"rq:worker:{name}") or self.proc.poll() is not None, 30,
-                 f"worker {name} to register")
-        assert self.proc.poll() is None, f"worker {name} exited:\n{self.log()}"
 
 
 class ContainerStarts:
@@ -132,11 +97,13 @@ class World:
     url: str
     image: str
     starts: ContainerStarts
-    workers: list[GitLabWorker] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
 
-    def worker(self, name: str, **settings: str) -> GitLabWorker:
+    def worker(self, name: str, **settings: str) -> WorkerProcess:
         """A worker on machine `name` (its own data directory)."""
-        w = GitLabWorker(name, self.redis_url, self.gitlab, self.tmp / f"machine-{name}", self.tmp, **settings)
+        data_dir = self.tmp / f"machine-{name}"
+        environment = gitlab_environment(self.redis_url, self.gitlab.url, self.gitlab.token, data_dir)
+        w = WorkerProcess(name, self.redis_url, "", data_dir, self.tmp, environment, **settings)
         self.workers.append(w)
         return w
 
@@ -220,7 +187,7 @@ def world(tmp_path: Path, redis_server: Any) -> Iterator[World]:
             project = gitlab.add_project(REPO)
             gitlab.add_member(REPO, "dev", 30)  # the merge requests' author, a Developer: trusted
             project.commits[platform.base] = "main"
-            app, queue = build(gitlab_environment(redis_server.url, gitlab, tmp_path / "machine-web"))
+            app, queue = build(gitlab_environment(redis_server.url, gitlab.url, gitlab.token, tmp_path / "machine-web"))
             assert isinstance(queue, RqQueue), "REDIS_URL set: the web process only enqueues"
             with serve(app) as url:
                 w = World(tmp_path, platform, gitlab, project, redis_server.url, redis_server.client(), url,

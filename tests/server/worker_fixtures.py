@@ -34,15 +34,30 @@ FAST = {"PROMISEBOT_WORKER_ABANDON_SECONDS": "5", "PROMISEBOT_WORKER_MAINTENANCE
         "PROMISEBOT_LOCK_TTL_SECONDS": "3"}
 
 
-def bot_environment(redis_url: str | None, github_api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def machine_environment(redis_url: str | None, data_dir: Path, **settings: str) -> dict[str, str]:
     """The environment of a promisebot process of one machine (nothing inherited from ours but
-    PATH, HOME and the Docker engine's address). No `redis_url`: the embedded default."""
+    PATH, HOME and the Docker engine's address) with `settings`. No `redis_url`: the embedded
+    default."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG", "TMPDIR")}
-    env.update(PROMISEBOT_GITHUB_TOKEN=TOKEN, PROMISEBOT_GITHUB_API_URL=github_api_url,
-               PROMISEBOT_GITHUB_WEBHOOK_SECRET=SECRET, PROMISEBOT_DATA_DIR=str(data_dir), **extra)
+    env.update(PROMISEBOT_DATA_DIR=str(data_dir), **settings)
     if redis_url:
         env["REDIS_URL"] = redis_url
     return env
+
+
+def bot_environment(redis_url: str | None, github_api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """`machine_environment` configured for the GitHub stand-in."""
+    return machine_environment(redis_url, data_dir, PROMISEBOT_GITHUB_TOKEN=TOKEN,
+                               PROMISEBOT_GITHUB_API_URL=github_api_url, PROMISEBOT_GITHUB_WEBHOOK_SECRET=SECRET,
+                               **extra)
+
+
+def gitlab_environment(redis_url: str | None, gitlab_url: str, gitlab_token: str, data_dir: Path,
+                       **extra: str) -> dict[str, str]:
+    """`machine_environment` configured for the GitLab stand-in only (no GitHub variable at all)."""
+    return machine_environment(redis_url, data_dir, PROMISEBOT_GITLAB_URL=gitlab_url,
+                               PROMISEBOT_GITLAB_TOKEN=gitlab_token, PROMISEBOT_GITLAB_WEBHOOK_SECRET=SECRET,
+                               **extra)
 
 
 def _die_with_the_tests() -> None:
@@ -56,12 +71,16 @@ class WorkerProcess:
     """One `promisebot worker` subprocess (its own session, so its process group is its own)."""
 
     def __init__(self, name: str, redis_url: str, github_api_url: str, data_dir: Path, log_dir: Path,
-                 **settings: str) -> None:
+                 environment: dict[str, str] | None = None, **settings: str) -> None:
+        """`environment`: the machine's (default: `bot_environment` for the GitHub stand-in at
+        `github_api_url`); the short abandonment, maintenance and lock intervals and
+        `settings` are added to it."""
         self.name = name
         self.data_dir = data_dir
         self.client = redis.Redis.from_url(redis_url)
         self.log_path = log_dir / f"worker-{name}.log"
-        env = bot_environment(redis_url, github_api_url, data_dir, **{**FAST, **settings})
+        base = environment if environment is not None else bot_environment(redis_url, github_api_url, data_dir)
+        env = {**base, **FAST, **settings}
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen([str(PROMISEBOT), "worker", "--name", name], env=env, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
