@@ -1,6 +1,6 @@
 """Bot benchmarks, as ratios measured in one run on this machine (docs/bot.md, docs/benchmarks.md).
 
-    .venv/bin/python -m bench.bench_bot [--quick] [--parts abcd] [--drain]
+    .venv/bin/python -m bench.bench_bot [--quick] [--parts abcd] [--drain] [--steps]
 
 (a) webhook acknowledgement: 200 signed `pull_request` deliveries per second for 30 s (--quick 5 s),
     open loop, each on a new connection, from this process to a server process on 127.0.0.1:
@@ -12,14 +12,14 @@
 (b) event to plan comment for a one-request pull request (webhook sent -> comment present at the
     GitHub stand-in; real Docker pipeline) vs `promisebot plan` of the same change from the CLI,
     a subprocess in a clone (target <= 1.3x); medians of 5 (--quick 3), interleaved. Measured on
-    the embedded default (jobs in a thread of the web process), on Redis with one
-    `promisebot worker`, and, as a diagnostic, on the embedded default with a GitHub client that
-    does not space its writes (GitHubForge's `seconds_between_writes=0`; the default is 1 s).
-    Each event is sent 1.1 s after the previous job ended, as a pull request's events are
-    seconds or minutes apart (otherwise it would wait for the previous job's write spacing).
+    the embedded default (jobs in a thread of the web process) and on Redis with one
+    `promisebot worker`. Each event is sent 1.1 s after the previous job ended, as a pull
+    request's events are seconds or minutes apart.
 (c) merge to state-store commit for those planned pull requests (webhook of the merge sent ->
-    new commit on the state store) vs the same pull request's plan time (target <= 0.3x): the
-    planned results are reused, no pipeline runs (checked).
+    new commit on the state store's branch) vs the same pull request's plan time, measured in
+    the same run (target <= 0.3x): the planned results are reused, no pipeline runs (checked).
+    `--steps` also prints where the embedded default's merge job spends that time (per step:
+    median milliseconds and git processes), from hooks on the engine's own steps.
 (d) N pull requests opened at once (200; --quick 20), 1 vs 2 `promisebot worker` processes on a
     real redis-server, real Docker pipelines: throughput ratio. At full size the first 40 plans
     are timed and the rest dropped from the queue (each plan job takes >= 2 s, see
@@ -27,9 +27,10 @@
 
 Everything runs on loopback: the platform is a bare Git repository on disk with refs/pull/N/head,
 the state store a bare Git repository, GitHub the stand-in of tests/forge_servers/github.py (real
-HTTP, through PyGithub), Redis a real redis-server (tests/redis_server.py). Nothing is asserted
-about time; a run fails only when the bot does not do its work (no comment, no commit, a
-pipeline re-run on merge, a worker gone).
+HTTP, through PyGithub; its responses sent without Nagle's delay), Redis a
+real redis-server (tests/redis_server.py). Promisebot processes run the code of this tree
+(PYTHONPATH). Nothing is asserted about time; a run fails only when the bot does not do its
+work (no comment, no commit, a pipeline re-run on merge, a worker gone).
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def bot_env(redis_url: str | None, api_url: str, data_dir: Path, **extra: str) -
     """The environment of a promisebot process (nothing of ours but PATH, HOME, the Docker engine)."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "LANG", "TMPDIR")}
     env.update(PROMISEBOT_GITHUB_TOKEN=TOKEN, PROMISEBOT_GITHUB_API_URL=api_url,
-               PROMISEBOT_GITHUB_WEBHOOK_SECRET=SECRET, PROMISEBOT_DATA_DIR=str(data_dir), **extra)
+               PROMISEBOT_GITHUB_WEBHOOK_SECRET=SECRET, PROMISEBOT_DATA_DIR=str(data_dir),
+               PYTHONPATH=str(ROOT), **extra)  # this tree's code, whatever the venv's install points at
     if redis_url:
         env["REDIS_URL"] = redis_url
     return env
@@ -215,6 +217,20 @@ class Platform:
         return git(self.work, "rev-parse", "HEAD")
 
     def store_head(self) -> str:
+        """The state store's branch head, read as git stores it (loose ref, else packed-refs)
+        without a git process: it is polled every few milliseconds while the bot works."""
+        try:
+            loose = (self.state / "refs" / "heads" / "main").read_text().strip()
+        except FileNotFoundError:
+            loose = ""
+        if loose:
+            return loose
+        try:
+            for line in (self.state / "packed-refs").read_text().splitlines():
+                if line.endswith(" refs/heads/main"):
+                    return line.split()[0]
+        except FileNotFoundError:
+            pass
         return git(self.state, "rev-parse", "main")
 
     def store_files(self) -> list[str]:
@@ -413,7 +429,7 @@ def a_run(kind: str, tmp: Path, redis_server: RedisServer, count: int, rate: flo
     port = free_port()
     log = tmp / f"a-{kind}.log"
     env = bot_env(None if kind == "werkzeug-embedded" else redis_server.url, "http://127.0.0.1:9",
-                  tmp / f"a-data-{kind}", PYTHONPATH=str(ROOT))
+                  tmp / f"a-data-{kind}")
     with log.open("wb") as out:
         proc = subprocess.Popen(a_command(kind, port), env=env, cwd=ROOT, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE if kind == "werkzeug-embedded" else out, stderr=out,
@@ -501,11 +517,14 @@ class World:
         self.github = github
         github.add_token(TOKEN)
         github.add_repo(REPO)
+        for author in ("alice", _PULL_EXAMPLE["pull_request"]["user"]["login"]):  # the stand-in's and the payload's
+            github.set_permission(REPO, author, "write")  # the pull requests' author: trusted, planned in full
         self.cli_clone = tmp / "cli-clone"
         subprocess.run(["git", "clone", "-q", str(self.platform.remote), str(self.cli_clone)], check=True,
                        capture_output=True)
         self.heads: dict[int, str] = {}
         self.last_job_end = 0.0
+        self.steps: StepClock | None = None  # records the merge jobs' steps (embedded default)
 
     def quiet(self) -> None:
         """Wait until the previous job's last GitHub write is GAP seconds old, as it is when a pull
@@ -568,12 +587,16 @@ class World:
         event = pull_event(self.clone_url, self.platform.base, "closed", n, self.heads[n], merged=True,
                            merge_sha=merge)
         self.quiet()
+        if self.steps is not None:
+            self.steps.start(None)
         start = time.perf_counter()
         delivery = post_github(url, "pull_request", event)
         wait_for(lambda: self.platform.store_head() != before, 120, f"the state-store commit of #{n}")
         took = time.perf_counter() - start
         finished(delivery)
         done = time.perf_counter() - start
+        if self.steps is not None:
+            self.steps.stop(start, start + done)
         self.last_job_end = time.monotonic()
         if not any(f"/r{n}/" in p for p in self.platform.store_files()):
             raise RuntimeError(f"merge of #{n}: its output is not in the state store")
@@ -620,30 +643,105 @@ def describe_bc(mode: str, bot: list[float], cli: list[float], merges: list[floa
             f"(target <= 0.3x); to the end of the job (comment, status) {e:.2f}s = {e / b:.2f}x{rerun}"]
 
 
-def bench_bc_embedded(tmp: Path, reps: int, *, spaced: bool = True) -> list[str]:
+@dataclass
+class StepClock:
+    """Where the embedded default's merge job spends its time (`--steps`): hooks on the steps of
+    the job (the fetch, the engine's reading, the store write, the bookkeeping commit) and on the
+    processes it starts, timed from the webhook's sending; the forge calls are what lies before
+    the fetch and after the bookkeeping commit. Only the merge jobs are recorded (`recording`)."""
+
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
+    recording: bool = False
+    thread: int | None = None
+    rows: list[dict[str, tuple[float, int]]] = field(default_factory=list)
+
+    STEPS = (("queue", "webhook sent -> job started"),
+             ("forge", "forge reads + pending status, the lock"),
+             ("fetch", "fetch: platform + bookkeeping branch"),
+             ("open", "engine: revisions, settings, bookkeeping, platform"),
+             ("decide", "engine: changes, saved results, layout"),
+             ("write", "state-store commit + push"),
+             ("store", "= merge -> state-store commit"),
+             ("bookkeeping", "bookkeeping commit + push"),
+             ("report", "comment, where it landed, status"),
+             ("end", "= merge -> end of the job"))
+
+    def mark(self, what: str, t0: float, t1: float) -> None:
+        if self.recording and threading.get_ident() == self.thread:
+            self.spans.append((what, t0, t1))
+
+    def install(self) -> None:
+        """Wrap the steps (in this process: the embedded default's jobs run here)."""
+        from bot.jobs.repos import RepoCache
+        from bot.reconcile import engine
+        from bot.reconcile.context import RunContext
+        from bot.reconcile.writes import WriteSet
+
+        def timed(what: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    self.mark(what, t0, time.perf_counter())
+            return wrapper
+
+        RepoCache.sync = timed("fetch", RepoCache.sync)  # type: ignore[method-assign]
+        RunContext.open = classmethod(timed("open", RunContext.open.__func__))  # type: ignore[assignment, attr-defined]
+        WriteSet.run = timed("write", WriteSet.run)  # type: ignore[method-assign]
+        engine.commit_bookkeeping = timed("bookkeeping", engine.commit_bookkeeping)
+        popen_init = subprocess.Popen.__init__
+
+        def init(proc: Any, *args: Any, **kwargs: Any) -> None:
+            popen_init(proc, *args, **kwargs)
+            self.mark("process", time.perf_counter(), 0.0)  # git: the merge job runs no pipeline
+
+        subprocess.Popen.__init__ = init  # type: ignore[assignment]
+
+    def start(self, thread: int | None) -> None:
+        self.spans, self.recording, self.thread = [], True, thread
+
+    def stop(self, sent: float, end: float) -> None:
+        """One merge: the webhook sent at `sent`, the job ended at `end` (perf_counter)."""
+        self.recording = False
+        by = {w: (t0, t1) for w, t0, t1 in self.spans if w != "process"}
+        started = min((t0 for w, t0, _ in self.spans), default=sent)
+        if not all(k in by for k in ("fetch", "open", "write", "bookkeeping")):
+            return
+        edges = {"queue": (sent, started), "forge": (started, by["fetch"][0]), "fetch": by["fetch"],
+                 "open": (by["fetch"][1], by["open"][1]), "decide": (by["open"][1], by["write"][0]),
+                 "write": by["write"], "store": (sent, by["write"][1]),
+                 "bookkeeping": (by["write"][1], by["bookkeeping"][1]), "report": (by["bookkeeping"][1], end),
+                 "end": (sent, end)}
+        spawned = [t0 for w, t0, _ in self.spans if w == "process"]
+        self.rows.append({k: ((b - a) * 1000, sum(1 for t in spawned if a <= t < b)) for k, (a, b) in edges.items()})
+
+    def table(self) -> list[str]:
+        if not self.rows:
+            return ["(c) steps: not recorded"]
+        lines = [f"(c) steps of the embedded default's merge job, medians of {len(self.rows)} "
+                 "(ms, git processes started by the bot):"]
+        for key, label in self.STEPS:
+            ms = statistics.median(r[key][0] for r in self.rows)
+            n = statistics.median(r[key][1] for r in self.rows)
+            lines.append(f"    {label:<52} {ms:6.1f} ms  {n:4.0f} git")
+        return lines
+
+
+def bench_bc_embedded(tmp: Path, reps: int, steps: StepClock | None = None) -> list[str]:
     """The embedded default: the app and its in-process queue in this process, jobs in its
-    thread. `spaced=False` (a diagnostic): the GitHub client is built with
-    `seconds_between_writes=0`, to show what the 1 s spacing of writes costs."""
-    from bot.forges.base import Event, Forge
-    from bot.forges.github import GitHubForge
+    thread. `steps`: record where each merge job spends its time."""
     from bot.jobs.handlers import run_event
     from bot.jobs.queue import InlineQueue
     from bot.jobs.services import Services
     from bot.server.app import create_app
     from bot.server.config import BotConfig
-    from bot.server.metrics import count_forge_call
 
-    class UnspacedServices(Services):
-        def _make_forge(self, event: Event) -> Forge:
-            return GitHubForge(api_url=self.config.github_api_url, token=self.config.github_token,
-                               on_call=count_forge_call, seconds_between_writes=0.0)
-
-    name = "embedded" if spaced else "embedded-unspaced"
     with GitHubServer() as github:
-        world = World(tmp / f"bc-{name}", github)
+        world = World(tmp / "bc-embedded", github)
         config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),
-                           data_dir=tmp / f"bc-{name}" / "data")
-        services = (Services if spaced else UnspacedServices).from_config(config, runner_factory=CountingRunner)
+                           data_dir=tmp / "bc-embedded" / "data")
+        services = Services.from_config(config, runner_factory=CountingRunner)
         results: list[str] = []
         done: dict[str, threading.Event] = {}
         guard = threading.Lock()
@@ -653,6 +751,9 @@ def bench_bc_embedded(tmp: Path, reps: int, *, spaced: bool = True) -> list[str]
                 return done.setdefault(delivery, threading.Event())
 
         def run(payload: dict[str, Any], received: float) -> str:
+            if steps is not None and steps.recording:
+                steps.thread = threading.get_ident()
+                steps.mark("job", time.perf_counter(), 0.0)
             try:
                 result = run_event(payload, received, services)
                 results.append(result)
@@ -666,6 +767,7 @@ def bench_bc_embedded(tmp: Path, reps: int, *, spaced: bool = True) -> list[str]
 
         queue = InlineQueue(run)
         app = create_app(config, services.backend, queue)
+        world.steps = steps
         try:
             with serving(app) as url:
                 # a platform already reconciled: the push of main, as the bot's first event
@@ -675,9 +777,7 @@ def bench_bc_embedded(tmp: Path, reps: int, *, spaced: bool = True) -> list[str]
                 bot, cli, merges, ends, reran = plan_and_merge(world, url, finished, reps, 1, lambda: results)
         finally:
             queue.stop()
-    mode = ("embedded default (jobs in a thread of the web process)" if spaced else
-            "DIAGNOSTIC embedded default with GitHub writes not spaced (seconds_between_writes=0)")
-    return describe_bc(mode, bot, cli, merges, ends, reran)
+    return describe_bc("embedded default (jobs in a thread of the web process)", bot, cli, merges, ends, reran)
 
 
 class Workers:
@@ -828,6 +928,8 @@ def main() -> int:
     parser.add_argument("--parts", default="abcd", help="which measurements to make (default abcd; b and c are made together)")
     parser.add_argument("--drain", action="store_true",
                         help="(d): time all the plans, not the first 40 (full size: about 11 minutes more)")
+    parser.add_argument("--steps", action="store_true",
+                        help="(c): also print where the embedded default's merge job spends its time")
     parser.add_argument("--serve-embedded", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -846,9 +948,14 @@ def main() -> int:
         if "a" in args.parts:
             bench_a(tmp, seconds, rate)
         if "b" in args.parts or "c" in args.parts:
-            for run in (lambda: bench_bc_embedded(tmp, reps), lambda: bench_bc_redis(tmp, reps),
-                        lambda: bench_bc_embedded(tmp, reps, spaced=False)):
+            steps = StepClock() if args.steps else None
+            if steps is not None:
+                steps.install()
+            for run in (lambda: bench_bc_embedded(tmp, reps, steps), lambda: bench_bc_redis(tmp, reps)):
                 for line in run():
+                    print(line, flush=True)
+            if steps is not None:
+                for line in steps.table():
                     print(line, flush=True)
         if "d" in args.parts:
             for line in bench_d(tmp, n, measured):

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     import bot.forges.github  # noqa: F401
     import bot.forges.gitlab  # noqa: F401
     import bot.jobs.handlers  # noqa: F401
+    import bot.statestores.git  # noqa: F401  (GitPython: its import asks git for its version)
     import runners.docker  # noqa: F401
     connection = Redis.from_url(config.redis_url)
     worker = PromisebotWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=args.name,

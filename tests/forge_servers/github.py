@@ -945,6 +945,9 @@ class GitHubServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # A response's headers and body go out in two writes: without this, on a kept-alive
+            # connection the body waits for the client's delayed ACK (40 ms). The forges do not.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet tests
                 pass
