@@ -96,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve this worker's Prometheus metrics (its jobs included) on PORT")
+
+    p = sub.add_parser(
+        "ci",
+        help="run the bot's job for this GitHub Actions / GitLab CI run's event, in the foreground (docs/ci.md)",
+        description="Read the event from the CI environment and run the job the webhook would: a push "
+                    "reconciles, a pull/merge request is planned and commented on, a comment runs its "
+                    "ChatOps commands. Exit codes: 0 done, 1 failed, 2 the plan has changes "
+                    "(--detailed-exitcode only) or a usage error.",
+    )
+    p.add_argument("--mode", choices=["auto", "plan", "reconcile"], default="auto",
+                   help="auto (default): what the event asks; plan: plan a pull/merge request, or a push's "
+                        "range writing nothing; reconcile: a push or a merge (a pull request is refused)")
+    p.add_argument("--platform-path", metavar="PATH", default=None,
+                   help="the job's checkout of the platform repo (default: .); a complete (not shallow) "
+                        "checkout lends its Git objects, the rest is fetched from the forge")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 2 when the plan has changes (0 when it has none, 1 when it failed)")
     return parser
 
 

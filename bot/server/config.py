@@ -21,7 +21,7 @@ class ConfigError(PromisebotError):
     """A setting is missing, unreadable or contradictory; the message names the variable."""
 
 
-def _read(environ: Mapping[str, str], name: str) -> str | None:
+def setting(environ: Mapping[str, str], name: str) -> str | None:
     """`name`, or the contents of the file `name_FILE` names (one trailing newline dropped)."""
     path = environ.get(f"{name}_FILE")
     if path:
@@ -35,7 +35,7 @@ def _read(environ: Mapping[str, str], name: str) -> str | None:
     return value if value else None
 
 
-def _list(value: str | None) -> tuple[str, ...]:
+def setting_list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
@@ -79,18 +79,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> BotConfig:
     env = os.environ if environ is None else environ
     cache = Path(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "promisebot"
     config = BotConfig(
-        github_token=_read(env, "PROMISEBOT_GITHUB_TOKEN"),
-        github_app_id=_read(env, "PROMISEBOT_GITHUB_APP_ID"),
-        github_app_private_key=_read(env, "PROMISEBOT_GITHUB_APP_PRIVATE_KEY"),
-        github_api_url=(_read(env, "PROMISEBOT_GITHUB_API_URL") or DEFAULT_GITHUB_API).rstrip("/"),
-        github_webhook_secrets=_list(_read(env, "PROMISEBOT_GITHUB_WEBHOOK_SECRET")),
-        gitlab_url=(_read(env, "PROMISEBOT_GITLAB_URL") or DEFAULT_GITLAB_URL).rstrip("/"),
-        gitlab_token=_read(env, "PROMISEBOT_GITLAB_TOKEN"),
-        gitlab_webhook_secrets=_list(_read(env, "PROMISEBOT_GITLAB_WEBHOOK_SECRET")),
-        repo_allowlist=_list(_read(env, "PROMISEBOT_REPO_ALLOWLIST")),
-        redis_url=_read(env, "REDIS_URL"),
-        data_dir=Path(_read(env, "PROMISEBOT_DATA_DIR") or cache),
-        plan_drafts=(_read(env, "PROMISEBOT_PLAN_DRAFTS") or "").lower() in ("1", "true", "yes"),
+        github_token=setting(env, "PROMISEBOT_GITHUB_TOKEN"),
+        github_app_id=setting(env, "PROMISEBOT_GITHUB_APP_ID"),
+        github_app_private_key=setting(env, "PROMISEBOT_GITHUB_APP_PRIVATE_KEY"),
+        github_api_url=(setting(env, "PROMISEBOT_GITHUB_API_URL") or DEFAULT_GITHUB_API).rstrip("/"),
+        github_webhook_secrets=setting_list(setting(env, "PROMISEBOT_GITHUB_WEBHOOK_SECRET")),
+        gitlab_url=(setting(env, "PROMISEBOT_GITLAB_URL") or DEFAULT_GITLAB_URL).rstrip("/"),
+        gitlab_token=setting(env, "PROMISEBOT_GITLAB_TOKEN"),
+        gitlab_webhook_secrets=setting_list(setting(env, "PROMISEBOT_GITLAB_WEBHOOK_SECRET")),
+        repo_allowlist=setting_list(setting(env, "PROMISEBOT_REPO_ALLOWLIST")),
+        redis_url=setting(env, "REDIS_URL"),
+        data_dir=Path(setting(env, "PROMISEBOT_DATA_DIR") or cache),
+        plan_drafts=(setting(env, "PROMISEBOT_PLAN_DRAFTS") or "").lower() in ("1", "true", "yes"),
     )
     if config.github_app_id and not config.github_app_private_key:
         raise ConfigError("PROMISEBOT_GITHUB_APP_ID is set without PROMISEBOT_GITHUB_APP_PRIVATE_KEY")
