@@ -5,17 +5,26 @@
 #   promisebot/python:latest    debootstrap'd Debian bookworm (minbase) + python3 + kratix-sdk
 #   promisebot-examples/<name>:v1   every config/examples/images/<name>/Dockerfile (base first)
 #
-# Idempotent: an image already present is skipped (examples: unless their build context
-# changed) unless --force is given. The debootstrap rootfs is cached as a tarball under
-# ${XDG_CACHE_HOME:-~/.cache}/promisebot/ so it is made once per machine.
+# With --deploy, also the images of the deployment (docs/deploy.md, docker-compose.yml):
+#   promisebot/runtime-base:latest  debootstrap'd bookworm (minbase) + python3, python3-venv,
+#                                   git, openssh-client, ca-certificates: the Dockerfile's BASE
+#                                   here, instead of python:3.11-slim-bookworm from a registry
+#   promisebot/redis:latest         debootstrap'd bookworm (minbase) + Debian's redis-server
+#   promisebot/promisebot:latest    the Dockerfile at the root, FROM promisebot/runtime-base
+#
+# Idempotent: an image already present is skipped (examples and promisebot/promisebot: unless
+# their build context changed) unless --force is given. Each debootstrap rootfs is cached as a
+# tarball under ${XDG_CACHE_HOME:-~/.cache}/promisebot/ so it is made once per machine.
 set -euo pipefail
 
 FORCE=0
+DEPLOY=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "build-images.sh: unknown argument $arg (use --force)" >&2; exit 2 ;;
+    --deploy) DEPLOY=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "build-images.sh: unknown argument $arg (use --force, --deploy)" >&2; exit 2 ;;
   esac
 done
 
@@ -67,14 +76,16 @@ EOF
 
 file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
 
-debootstrap_rootfs() {
-  # Prints the path of the cached minbase rootfs tarball, making it if needed.
-  local tarball="$CACHE/bookworm-minbase-python3.tar"
+debootstrap_cached() {
+  # debootstrap_cached NAME PACKAGES: prints the path of the cached bookworm minbase rootfs
+  # tarball NAME with PACKAGES (comma-separated) installed, making it if needed.
+  local name=$1 include=$2
+  local tarball="$CACHE/bookworm-minbase-$name.tar"
   if [[ -s "$tarball" && $FORCE == 0 ]]; then echo "$tarball"; return; fi
   command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
-  local dir="$WORK/debootstrap"
-  log "debootstrap bookworm (minbase + python3) from $MIRROR; once per machine"
-  debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates \
+  local dir="$WORK/debootstrap-$name"
+  log "debootstrap bookworm (minbase + $include) from $MIRROR; once per machine"
+  debootstrap --variant=minbase --include="$include" \
     bookworm "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
@@ -82,6 +93,11 @@ debootstrap_rootfs() {
   mv "$tarball.tmp" "$tarball"
   rm -rf "$dir"
   echo "$tarball"
+}
+
+debootstrap_rootfs() {
+  # The cached minbase rootfs with python3 the test image promisebot/python is made from.
+  debootstrap_cached python3 python3,python3-pip,python3-venv,ca-certificates
 }
 
 build_python() {
@@ -141,6 +157,146 @@ build_examples() {
   done
 }
 
+slim_rootfs() {  # slim_rootfs DIR: drop what a container never reads (docs but copyrights, man, locales)
+  find "$1/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+  find "$1/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  rm -rf "$1"/usr/share/man/* "$1"/usr/share/info/* "$1"/usr/share/locale/*
+  : >"$1/etc/resolv.conf"
+}
+
+build_runtime_base() {
+  # The Dockerfile's BASE on a machine without a registry: what python:3.11-slim-bookworm gives
+  # (Python 3.11 with venv) plus git and openssh-client, which the Dockerfile would otherwise
+  # apt-get install.
+  local image=promisebot/runtime-base:latest
+  if present "$image"; then log "$image present"; return; fi
+  local base root="$WORK/runtime-base"
+  base=$(debootstrap_cached runtime python3,python3-venv,git,openssh-client,ca-certificates)
+  mkdir -p "$root"
+  tar -C "$root" --numeric-owner -xf "$base"
+  slim_rootfs "$root"
+  log "importing $image"
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["python3"]' - "$image" >/dev/null
+  rm -rf "$root"
+}
+
+build_redis() {
+  # Debian's redis-server, laid out like the official redis image: data in /data (a volume),
+  # run as the redis user. Protected mode is off, as in the official image (it would refuse
+  # every client but loopback): publish the port only on purpose, or set a password.
+  local image=promisebot/redis:latest
+  if present "$image"; then log "$image present"; return; fi
+  local base root="$WORK/redis" ids
+  base=$(debootstrap_cached redis redis-server)
+  mkdir -p "$root"
+  tar -C "$root" --numeric-owner -xf "$base"
+  slim_rootfs "$root"
+  ids=$(awk -F: '$1 == "redis" {print $3 ":" $4}' "$root/etc/passwd")
+  [[ -n $ids ]] || { log "no redis user in the redis rootfs"; exit 1; }
+  mkdir -p "$root/data"
+  chown "$ids" "$root/data"
+  log "importing $image"
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'VOLUME /data' \
+    --change 'WORKDIR /data' \
+    --change 'USER redis' \
+    --change 'EXPOSE 6379' \
+    --change 'CMD ["redis-server", "--protected-mode", "no"]' - "$image" >/dev/null
+  rm -rf "$root"
+}
+
+APP_FILES=(Dockerfile requirements.lock pyproject.toml README.md bot runners config/defaults.yaml
+           scripts/container-healthcheck.py)
+
+app_context_hash() {
+  # A stable hash of what the promisebot image is built from (its build context but the wheels,
+  # which requirements.lock pins by hash) and of how (this script).
+  (cd "$ROOT" && tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+      --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "${APP_FILES[@]}" \
+      scripts/build-images.sh) | sha256sum | cut -c1-16
+}
+
+wheelhouse() {
+  # Prints a directory holding a wheel of every package of requirements.lock (hash-checked) and
+  # setuptools, for Python 3.11 on Linux of this machine's architecture, made on the host with
+  # the host's pip and network settings (an HTTPS proxy's CA included) and cached per lock.
+  # The Dockerfile's build stage then installs from it with no index: a container need not
+  # reach PyPI.
+  local lock_hash dir pip arch
+  lock_hash=$(sha256sum "$ROOT/requirements.lock" | cut -c1-16)
+  dir="$CACHE/wheelhouse-py311-$lock_hash"
+  if [[ -f "$dir/.complete" && $FORCE == 0 ]]; then echo "$dir"; return; fi
+  pip="$ROOT/.venv/bin/pip"
+  if [[ ! -x $pip ]]; then python3 -m venv "$WORK/pip" && pip="$WORK/pip/bin/pip"; fi
+  arch=$(uname -m)
+  rm -rf "$dir" && mkdir -p "$dir"
+  log "downloading the wheels of requirements.lock for the image (Python 3.11, $arch); once per lock"
+  # Debian bookworm's glibc is 2.36: any manylinux wheel up to that (pip does not expand one
+  # --platform to the older ones itself).
+  local target=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --no-deps -d "$dir") v
+  for v in $(seq 36 -1 5); do target+=(--platform "manylinux_2_${v}_$arch"); done
+  target+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
+  env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" --require-hashes -r "$ROOT/requirements.lock" \
+    >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
+  env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "setuptools>=77" \
+    >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
+  # promisebot/runtime-base has Debian bookworm's Python, 3.11.2, below which redis (`import
+  # redis` loads redis.asyncio) needs async-timeout; a lock made on Python >= 3.11.3 lacks it.
+  # Until requirements.lock carries it, the local build adds it, pinned by the hash of the file
+  # downloaded here, behind the same marker (lock-extra.txt, appended to the context's lock).
+  if ! grep -qi '^async-timeout==' "$ROOT/requirements.lock"; then
+    env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "async-timeout>=4.0.3" \
+      >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
+    local at
+    at=$(ls "$dir"/async_timeout-*.whl)
+    printf 'async-timeout==%s ; python_full_version < "3.11.3" \\\n    --hash=sha256:%s\n' \
+      "$(basename "$at" | cut -d- -f2)" "$(sha256sum "$at" | cut -d' ' -f1)" >"$dir/lock-extra.txt"
+  fi
+  touch "$dir/.complete"
+  echo "$dir"
+}
+
+build_app() {
+  # The promisebot image from the Dockerfile at the root, FROM promisebot/runtime-base, its
+  # wheels from the host (wheelhouse above, in a build context assembled here); rebuilt when
+  # its context changed (the classic builder's cache keeps the wheels layer while
+  # requirements.lock is unchanged).
+  local image=promisebot/promisebot:latest hash have version revision wheels ctx="$WORK/app"
+  hash=$(app_context_hash)
+  have=$(docker image inspect -f '{{index .Config.Labels "promisebot.context-hash"}}' "$image" 2>/dev/null || true)
+  if [[ $FORCE == 0 && "$have" == "$hash" ]]; then log "$image present"; return; fi
+  wheels=$(wheelhouse)
+  mkdir -p "$ctx"
+  (cd "$ROOT" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "${APP_FILES[@]}") \
+    | tar -C "$ctx" -xf -
+  cp -r "$wheels" "$ctx/wheelhouse"
+  if [[ -f "$ctx/wheelhouse/lock-extra.txt" ]]; then cat "$ctx/wheelhouse/lock-extra.txt" >>"$ctx/requirements.lock"; fi
+  rm -f "$ctx/wheelhouse/.complete" "$ctx/wheelhouse/lock-extra.txt"
+  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -1)
+  revision=$(git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || true)
+  log "building $image (version $version)"
+  local before after
+  before=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+  docker build -q --force-rm --build-arg BASE=promisebot/runtime-base:latest --build-arg VERSION="$version" \
+    --build-arg REVISION="$revision" --label "promisebot.context-hash=$hash" \
+    -t "$image" -t "promisebot/promisebot:$version" "$ctx" >/dev/null 2>"$WORK/build.err" \
+    || { cat "$WORK/build.err" >&2; exit 1; }
+  rm -rf "$ctx"
+  # The image it replaces, unless a container still uses it (rebuilt at each source change).
+  after=$(docker image inspect -f '{{.Id}}' "$image")
+  if [[ -n $before && $before != "$after" ]]; then docker rmi "$before" >/dev/null 2>&1 || true; fi
+}
+
 build_busybox
 build_python
 build_examples
+if [[ $DEPLOY == 1 ]]; then
+  build_runtime_base
+  build_redis
+  build_app
+fi

@@ -21,6 +21,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the bot's queue; tests start their own
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)  # docker-compose.yml and its test (tests/image)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then

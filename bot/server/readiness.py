@@ -1,5 +1,7 @@
-"""What `GET /readyz` checks: Redis (when used), the Docker engine, and each configured forge's
-API answering (an unauthenticated reachability check: no token is sent)."""
+"""What `GET /readyz` checks: Redis (when used), the Docker engine where this process runs the
+jobs (the embedded default; with Redis the web process only enqueues, and each worker needs an
+engine of its own), and each configured forge's API answering (an unauthenticated reachability
+check: no token is sent)."""
 
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ def _http(url: str) -> Callable[[], str | None]:
 
 
 def checks(services: Services) -> dict[str, Callable[[], str | None]]:
-    out: dict[str, Callable[[], str | None]] = {"docker": _docker}
+    out: dict[str, Callable[[], str | None]] = {}
     if services.backend.redis is not None:
         out["redis"] = _redis(services)
+    else:
+        out["docker"] = _docker
     if services.config.github:
         out["github"] = _http(services.config.github_api_url)
     if services.config.gitlab:

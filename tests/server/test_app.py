@@ -432,3 +432,14 @@ def test_a_delivery_whose_enqueue_failed_is_processed_when_redelivered():
         again = post_github(url, body, delivery="lost?", **{"X-Hub-Signature-256": sign(body)})
         assert again.status_code == 202, again.text
         assert len(queue.jobs) == 1
+
+
+def test_the_docker_engine_is_checked_where_the_jobs_run(tmp_path):
+    from bot.jobs.services import Services
+    from bot.server.readiness import checks
+
+    embedded = Services.from_config(BotConfig(github_token="t", github_webhook_secrets=("s",), data_dir=tmp_path))
+    assert set(checks(embedded)) == {"docker", "github"}, "the embedded default runs pipelines itself"
+    web = Services.from_config(BotConfig(github_token="t", github_webhook_secrets=("s",), data_dir=tmp_path,
+                                         redis_url="redis://127.0.0.1:1/0"))
+    assert set(checks(web)) == {"redis", "github"}, "the Redis setup's web process only enqueues"
