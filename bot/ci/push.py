@@ -9,15 +9,11 @@ from pathlib import Path
 from bot.errors import PromisebotError
 from bot.forges.base import Event
 from bot.gitcmd import git_environment, rev_sha
-from bot.jobs.landed import changed_refs, landed_for_merge
+from bot.jobs.landed import landed_between, landed_for_merge
 from bot.jobs.repos import auth_environment
 from bot.jobs.services import Services
-from bot.platform.loader import read_settings
-from bot.platform.sources import FileError, GitTreeSource
 from bot.reconcile.engine import ReconcileReport, reconcile
-from bot.report.landed import Landed, where_landed
-from bot.settings import SETTINGS_FILE, load_settings
-from bot.state.bookkeeping import Bookkeeping
+from bot.report.landed import Landed
 
 
 def _known(path: Path, sha: str) -> str | None:
@@ -51,16 +47,6 @@ def landed_for_push(path: Path, before: str, after: str) -> list[Landed]:
     `before` is unknown); empty when it cannot be read."""
     try:
         old = _known(path, before)
-        if old is None:
-            return landed_for_merge(path, after)
-        try:
-            settings, _ = read_settings(GitTreeSource(path, after, frozenset({SETTINGS_FILE})))
-        except FileError:
-            settings = load_settings()
-        present, removed = changed_refs(path, old, after, settings.max_file_bytes)
-        if not present and not removed:
-            return []
-        records = Bookkeeping.open(path, settings.state_branch).get_many(sorted(present | removed, key=str))
-        return where_landed(present, records, removed)
+        return landed_for_merge(path, after) if old is None else landed_between(path, old, after)
     except PromisebotError:
         return []

@@ -39,12 +39,16 @@ def changed_refs(repo: Path, old: str, new: str, max_bytes: int) -> tuple[set[Re
 
 def landed_for_merge(repo: Path, merge_sha: str) -> list[Landed]:
     """Where each object the merge `merge_sha` changed landed (bookkeeping as the remote has it)."""
-    parent = f"{merge_sha}^1"
+    return landed_between(repo, f"{merge_sha}^1", merge_sha)
+
+
+def landed_between(repo: Path, old: str, new: str) -> list[Landed]:
+    """Where each object the commits old..new changed landed (bookkeeping as the remote has it)."""
     try:
-        settings, _ = read_settings(GitTreeSource(repo, merge_sha, frozenset({SETTINGS_FILE})))
+        settings, _ = read_settings(GitTreeSource(repo, new, frozenset({SETTINGS_FILE})))
     except FileError:
         settings = load_settings()
-    present, removed = changed_refs(repo, parent, merge_sha, settings.max_file_bytes)
+    present, removed = changed_refs(repo, old, new, settings.max_file_bytes)
     if not present and not removed:
         return []
     records = Bookkeeping.open(repo, settings.state_branch).get_many(sorted(present | removed, key=str))
