@@ -308,3 +308,54 @@ def test_worker_settings_are_whole_seconds() -> None:
         with pytest.raises(ConfigError, match="PROMISEBOT_WORKER_ABANDON_SECONDS"):
             seconds_setting("PROMISEBOT_WORKER_ABANDON_SECONDS", 30, minimum=3,
                             environ={"PROMISEBOT_WORKER_ABANDON_SECONDS": bad})
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("images")
+def test_chatops_apply_waits_in_the_queue_for_a_destination_lock(world: World) -> None:
+    """ChatOps on the Redis setup with two real workers and real pipelines: change 1's apply
+    locks Destination dev and merges; change 2's apply finds dev locked, replies that it waits,
+    and goes back to the queue (freeing its worker) until change 1's merge is applied; then,
+    the base having moved, it plans change 2 again for the reviewers, whose next apply merges."""
+    from chatops_fixtures import github_comment_event
+
+    from bot.chatops.replies import REPLY_MARKER
+
+    world.set_promise(NONCE)
+    world.worker("a"), world.worker("b")
+    heads = {n: world.platform.open_change(n, name=f"r{n}") for n in (1, 2)}
+    for n in (1, 2):
+        world.github.add_pull(REPO, n, head_sha=heads[n], base_sha=world.platform.base)
+        world.github.add_review(REPO, n, "carol", "APPROVED")
+    for job in [world.send("opened", n, heads[n]) for n in (1, 2)]:
+        assert world.wait(job).get_status() == "finished"
+
+    def say(number: int, body: str) -> str:
+        world.deliveries += 1
+        delivery = f"delivery-{world.deliveries}"
+        comment_id = world.github.add_comment(REPO, number, body, user="alice")
+        event = github_comment_event(world.platform, number, body, user="alice", comment_id=comment_id)
+        assert send_github(world.url, "issue_comment", event, delivery=delivery).status_code == 202
+        return f"github-{delivery}"
+
+    def replies(number: int) -> list[str]:
+        return [c["body"] for c in world.github.comments(REPO, number) if c["body"].startswith(REPLY_MARKER)]
+
+    def merges() -> int:
+        return len(world.github.calls("PUT", r"/repos/[^/]+/[^/]+/pulls/\d+/merge"))
+
+    assert world.wait(say(1, "/promisebot apply")).get_status() == "finished"
+    assert merges() == 1
+    waiting = world.wait(say(2, "/promisebot apply"))
+    assert WAITING.match(str(waiting.return_value())), waiting.return_value()
+    assert "Destination `dev` is locked by" in replies(2)[-1] and merges() == 1
+
+    merge1 = world.platform.merge(1)
+    applied = world.wait(world.send("closed", 1, heads[1], merged=True, merge_sha=merge1))
+    assert applied.get_status() == "finished" and world.thing("r1") is not None
+    last = follow_chain(world, waiting.id)
+    assert last.get_status() == "finished", last.latest_result()
+    assert "the base branch moved since the plan" in replies(2)[-1], "planned again for the reviewers"
+    assert world.wait(say(2, "/promisebot apply")).get_status() == "finished"
+    assert merges() == 2
+    assert len(FailedJobRegistry(QUEUE_NAME, connection=world.client)) == 0
