@@ -70,6 +70,9 @@ class RunnerSettings:
     max_output_bytes: int
     max_output_files: int
     max_log_bytes: int
+    # runner.kubernetesApi: a per-run Kubernetes API for the pipeline's containers
+    kube_api: str = "auto"  # "true" | "false" | "auto" (on for pipelines that declare spec.rbac)
+    kube_api_image: str = "promisebot/python:latest"
 
 
 @dataclass(slots=True)
@@ -99,11 +102,25 @@ class Settings:
                 max_output_bytes=int(r["maxOutputBytes"]),
                 max_output_files=int(r["maxOutputFiles"]),
                 max_log_bytes=int(r["maxLogBytes"]),
+                **_kube_api(r.get("kubernetesApi")),
             ),
             secrets_dir=data.get("secretsDir") or os.environ.get("PROMISEBOT_SECRETS_DIR"),
             state_branch=_state_branch(data["stateBranch"]),
             reconcile_interval_seconds=_positive_duration("reconcileInterval", data["reconcileInterval"]),
         )
+
+
+def _kube_api(value: Any) -> dict[str, str]:
+    """runner.kubernetesApi: {enabled: true | false | auto, image: IMAGE}."""
+    value = value if isinstance(value, dict) else {}
+    enabled = value.get("enabled", "auto")
+    mode = ("true" if enabled else "false") if isinstance(enabled, bool) else str(enabled).lower()
+    if mode not in ("true", "false", "auto"):
+        raise SettingError("runner.kubernetesApi.enabled", f"must be true, false or auto, not {enabled!r}")
+    image = value.get("image") or "promisebot/python:latest"
+    if not isinstance(image, str):
+        raise SettingError("runner.kubernetesApi.image", f"must be an image name, not {image!r}")
+    return {"kube_api": mode, "kube_api_image": image}
 
 
 class SettingError(PromisebotError, ValueError):

@@ -19,6 +19,7 @@ from bot.model.objects import KRATIX_GROUP, Pipeline, Promise, ResourceRequest, 
 from bot.model.works import WorkloadGroup
 from bot.redact import redact
 from bot.settings import RunnerSettings
+from runners.kubeapi import KubeContext
 
 RUN_LABEL = "promisebot.run"  # one pipeline run
 SESSION_LABEL = "promisebot.session"  # one runner instance
@@ -52,6 +53,7 @@ class PipelineJob:
     is_last: bool = True
     timeout_seconds: float | None = None  # None: settings.timeout_seconds
     promise_selectors: dict[str, str] = field(default_factory=dict)
+    kube: KubeContext | None = None  # what the run's Kubernetes API may serve besides the object
 
     @property
     def timeout(self) -> float:
@@ -108,6 +110,9 @@ class PipelineResult:
     control: WorkflowControl = field(default_factory=WorkflowControl)
     duration_seconds: float = 0.0
     failed_container: str | None = None  # the container (or image) that failed, if one did
+    # The object's status as last written through the run's Kubernetes API (kratix-sdk's
+    # publish_status); None when nothing was written or the run had no API.
+    published_status: dict[str, Any] | None = None
 
     @property
     def timed_out(self) -> bool:
@@ -230,10 +235,11 @@ def pipeline_timeout(promise: Promise, settings: RunnerSettings) -> float:
     return seconds
 
 
-def container_env(job: PipelineJob, index: int) -> list[str]:
-    """KRATIX_* first, then the container's own `env` (value only), as Docker "K=V" strings."""
+def container_env(job: PipelineJob, index: int, extra: list[tuple[str, str]] | None = None) -> list[str]:
+    """KRATIX_* first, then `extra` (the KUBERNETES_* service variables), then the container's
+    own `env` (value only), as Docker "K=V" strings."""
     container = job.pipeline.containers[index]
-    env = [f"{k}={v}" for k, v in job.env]
+    env = [f"{k}={v}" for k, v in [*job.env, *(extra or [])]]
     for i, item in enumerate(container.env):
         where = f"{job.pipeline.source}: pipeline {job.pipeline.name!r} container {container.name!r} env[{i}]"
         name = item.get("name")

@@ -24,6 +24,7 @@ failure, timeout and interruption (`abort` removes those of runs still in progre
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import tarfile
@@ -48,6 +49,7 @@ from bot.kratix.workloads import SelectorsError, group_workloads
 from bot.model.objects import PULL_POLICIES
 from bot.platform.yamlload import nesting_message
 from bot.redact import redact, secret_env_values
+from runners import kubeapi
 from runners.base import (
     OWNER_LABEL,
     RUN_LABEL,
@@ -63,6 +65,10 @@ from runners.base import (
 from runners.outputs import METADATA_CAP, Limits, OutputRejected, parse_metadata, read_kratix_archive
 
 HOLDER_IMAGE = "promisebot/kratix-dirs:1"
+SA_HOLDER_DIR = "/serviceaccount"  # in the holder; pipeline containers mount it at SA_MOUNT
+SA_MOUNT = "/" + kubeapi.SERVICE_ACCOUNT_DIR
+SIDECAR_MEMORY = 256 * 1024 * 1024
+SIDECAR_START_SECONDS = 30
 KRATIX_DIRS = {"input": "/kratix/input", "output": "/kratix/output", "metadata": "/kratix/metadata"}
 PIDS_LIMIT = 1024
 METADATA_MAX_BYTES = 10 * 1024 * 1024
@@ -74,6 +80,10 @@ LOG_REDACTION_MARGIN = 16384
 
 class RunnerAborted(PromisebotError):
     """The runner was aborted (interruption); no new pipeline starts."""
+
+
+class KubeApiError(PromisebotError):
+    """The run's Kubernetes API sidecar could not be started (docs/runner.md)."""
 
 
 class ImageError(PromisebotError):
@@ -140,7 +150,7 @@ class DockerRunner:
             result.succeeded, result.error, result.failed_container = False, str(exc), exc.container
             if exc.container is not None:
                 result.error = f"container {exc.container!r}: {exc}"
-        except (PipelineSpecError, OutputRejected, StatusError, SelectorsError) as exc:
+        except (PipelineSpecError, OutputRejected, StatusError, SelectorsError, KubeApiError) as exc:
             result.succeeded, result.error = False, str(exc)
         except (APIError, DockerException, requests.RequestException) as exc:
             if self._aborted:
@@ -207,16 +217,32 @@ class DockerRunner:
         pipeline = job.pipeline
         if not pipeline.containers:
             raise PipelineSpecError(f"{pipeline.source}: pipeline {pipeline.name!r} has no containers")
-        envs = [container_env(job, i) for i in range(len(pipeline.containers))]
+        kube = kubeapi.wanted(job.settings.kube_api, pipeline.rbac is not None)
+        extra = kubeapi.env_vars() if kube else []
+        envs = [container_env(job, i, extra) for i in range(len(pipeline.containers))]
         for c in pipeline.containers:
             try:
                 self._ensure_image(c.image, c.image_pull_policy)
             except ImageError as exc:
                 raise ImageError(str(exc), c.name) from None
+        if kube:
+            try:
+                self._ensure_image(job.settings.kube_api_image, "IfNotPresent")
+            except ImageError as exc:
+                raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image): {exc}") from None
         self._ensure_holder_image()
 
         labels = self._labels(run_id)
-        volumes = {key: f"pb-{run_id}-{key}" for key in KRATIX_DIRS}
+        dirs = {**KRATIX_DIRS, **({"serviceaccount": SA_HOLDER_DIR} if kube else {})}
+        volumes = {key: f"pb-{run_id}-{key}" for key in dirs}
+        sidecar: str | None = None
+        created: Future[bytes] | None = None  # the sidecar exists; gives the service-account files
+        ready: Future[None] | None = None  # the sidecar's API listens
+        if kube:  # started first: it is on the first container's critical path
+            sidecar = f"pb-{run_id}-kube"
+            self._track(run_id, "container", sidecar)
+            created = self._background.submit(self._create_sidecar, job, run_id, sidecar, secrets)
+            ready = self._background.submit(self._start_sidecar, sidecar, created, deadline)
         for name in volumes.values():
             self._track(run_id, "volume", name)
         holder = f"pb-{run_id}-holder"
@@ -226,34 +252,54 @@ class DockerRunner:
             HOLDER_IMAGE, name=holder, labels=labels, network_disabled=True,
             host_config=self.client.api.create_host_config(
                 mounts=[Mount(path, volumes[key], type="volume", labels=labels)
-                        for key, path in KRATIX_DIRS.items()]),
+                        for key, path in dirs.items()]),
         )
         result.object_yaml = yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False).encode()
-        # object.yaml goes in while the first container is being created (it starts after).
-        loaded = self._background.submit(self.client.api.put_archive, holder, KRATIX_DIRS["input"],
-                                         _tar({"object.yaml": result.object_yaml}))
+
+        def load() -> None:
+            """object.yaml (and the service-account files) in, the API up: the first start waits."""
+            self.client.api.put_archive(holder, KRATIX_DIRS["input"], _tar({"object.yaml": result.object_yaml}))
+            if created is not None and ready is not None:
+                self.client.api.put_archive(holder, SA_HOLDER_DIR, created.result())
+                ready.result()
+
+        # This goes on while the first container is being created (it starts after).
+        loaded = self._background.submit(load)
 
         mounts = [Mount(path, volumes[key], type="volume", read_only=key == "input", no_copy=True)
                   for key, path in KRATIX_DIRS.items()]
+        network = job.settings.network
+        if sidecar is not None and created is not None:
+            mounts.append(Mount(SA_MOUNT, volumes["serviceaccount"], type="volume", read_only=True, no_copy=True))
+            network = f"container:{sidecar}"  # its network namespace: the API on 127.0.0.1
+            created.result()  # joining its network namespace needs it to exist
         # The archive endpoint has a fixed cost (~50 ms): request it as soon as the last container
         # exits 0, and read that container's state and logs while the engine prepares it.
         fetched: list[Future[tuple[Any, Any]]] = []
 
+        published: list[Future[dict[str, Any] | None]] = []
+
         def prefetch() -> None:
             fetched.append(self._background.submit(self.client.api.get_archive, holder, "/kratix"))
+            if sidecar is not None:
+                published.append(self._background.submit(self._published_status, sidecar))
 
         last = len(pipeline.containers) - 1
         for index, container in enumerate(pipeline.containers):
             result.failed_container = container.name  # until it succeeds (an engine error blames it)
             outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded, secrets,
-                                          on_success=prefetch if index == last else None)
+                                          on_success=prefetch if index == last else None, network=network)
             result.containers.append(outcome)
             if not outcome.succeeded:
                 result.error = f"container {container.name!r}: {outcome.reason}"
                 for future in fetched:  # not read: release the connection
                     future.result()[0].close()
+                if sidecar is not None:  # what it wrote through the API before failing stays, as in Kratix
+                    result.published_status = self._published_status(sidecar)
                 return
         result.failed_container = None
+        if sidecar is not None:
+            result.published_status = published[0].result() if published else self._published_status(sidecar)
 
         settings = job.settings
         stream, _ = fetched[0].result() if fetched else self.client.api.get_archive(holder, "/kratix")
@@ -273,7 +319,7 @@ class DockerRunner:
 
     def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
                        mounts: list[Mount], deadline: float, loaded: Future[Any], secrets: list[str],
-                       on_success: Callable[[], None] | None = None) -> ContainerResult:
+                       on_success: Callable[[], None] | None = None, network: str | None = None) -> ContainerResult:
         """Run one step to completion. `on_success` is called as soon as the step exits 0."""
         spec = job.pipeline.containers[index]
         settings = job.settings
@@ -298,7 +344,7 @@ class DockerRunner:
                 privileged=False,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                network_mode=settings.network,
+                network_mode=network or settings.network,
                 log_config=LogConfig(type="json-file", config={"max-size": str(log_cap), "max-file": "2"}),
             ),
         )
@@ -341,6 +387,94 @@ class DockerRunner:
         # Removed while the next step goes on; `_cleanup` waits for it (and retries if it failed).
         self._pending[run_id].append(self._background.submit(self._remove, run_id, "container", name))
         return outcome
+
+    # -- the run's Kubernetes API ---------------------------------------------------------------
+
+    def _create_sidecar(self, job: PipelineJob, run_id: str, name: str, secrets: list[str]) -> bytes:
+        """Credentials for this run only and the API server container (`bot.kube.server`), with
+        the run's network mode and its payload. Returns the service-account files as a tar."""
+        try:
+            from bot.kube.pki import RunCredentials, payload_files
+        except ImportError as exc:
+            raise KubeApiError(f"the Kubernetes API server (bot.kube) is not available: {exc}") from None
+        pipeline = job.pipeline
+        permissions = [p.as_dict() for p in pipeline.rbac.permissions] if pipeline.rbac else []
+        promise = dict(job.env).get("KRATIX_PROMISE_NAME", "")
+        account = pipeline.service_account(promise, job.wtype, job.action)
+        run = kubeapi.build_run(job.obj, job.env, pipeline.name, permissions, account, job.kube)
+        creds = RunCredentials.new(hosts=(kubeapi.HOST, "localhost"))
+        secrets.append(creds.token)  # redacted from logs and errors
+        settings = job.settings
+        directory = kubeapi.PAYLOAD_DIR
+        self.client.api.create_container(
+            settings.kube_api_image, name=name,
+            command=["python3", "-m", "bot.kube.server", "--dir", directory, "--listen",
+                     f"{kubeapi.HOST}:{kubeapi.PORT}"],
+            environment=[f"PYTHONPATH={directory}", "PYTHONDONTWRITEBYTECODE=1"],
+            labels=self._labels(run_id),
+            host_config=self.client.api.create_host_config(
+                mem_limit=min(settings.memory_bytes, SIDECAR_MEMORY),
+                memswap_limit=min(settings.memory_bytes, SIDECAR_MEMORY),
+                pids_limit=64, privileged=False, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                network_mode=settings.network,
+                log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            ),
+        )
+        files = payload_files(creds, run)
+        # Readable and writable (ready, status.json) by whatever user the image runs as; no
+        # other container shares this one's filesystem.
+        root = directory.strip("/")
+        subdirs = sorted({f"{root}/{k.rsplit('/', 1)[0]}/" for k in files if "/" in k})
+        self.client.api.put_archive(name, "/", _tar({f"{root}/{k}": v for k, v in files.items()},
+                                                    {f"{root}/": 0o777, **dict.fromkeys(subdirs, 0o755)}))
+        namespace = run["serviceAccount"]["namespace"]
+        return _tar(kubeapi.service_account_files(creds.token, creds.ca_pem, namespace), mode=0o644)
+
+    def _start_sidecar(self, name: str, created: Future[bytes], deadline: float) -> None:
+        created.result()
+        try:
+            self.client.api.start(name)
+        except APIError as exc:  # e.g. an image without python3
+            raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image) cannot start: "
+                               f"{_explain(exc)}") from None
+        self._wait_ready(name, deadline)
+
+    def _wait_ready(self, name: str, deadline: float) -> None:
+        """Until the server wrote DIR/ready (it listens), it exited, or the time is up."""
+        limit = min(deadline, time.monotonic() + SIDECAR_START_SECONDS)
+        while True:
+            try:
+                stream, _ = self.client.api.get_archive(name, f"{kubeapi.PAYLOAD_DIR}/ready")
+                for _chunk in _chunks(stream):
+                    pass
+                return
+            except NotFound:
+                pass
+            self._check_aborted()
+            state = self.client.api.inspect_container(name)["State"]
+            if not state.get("Running"):
+                logs = self.client.api.logs(name, stdout=True, stderr=True, tail=5)
+                text = one_line(logs.decode("utf-8", "replace") if isinstance(logs, bytes) else str(logs))
+                raise KubeApiError(f"the Kubernetes API sidecar exited with code {state.get('ExitCode')} "
+                                   f"before it was ready: {text}")
+            if time.monotonic() > limit:
+                raise KubeApiError(f"the Kubernetes API sidecar was not ready within {SIDECAR_START_SECONDS}s")
+            time.sleep(0.02)
+
+    def _published_status(self, name: str) -> dict[str, Any] | None:
+        """DIR/status.json of the sidecar: the object's status as last written through the API."""
+        try:
+            stream, _ = self.client.api.get_archive(name, f"{kubeapi.PAYLOAD_DIR}/status.json")
+        except NotFound:
+            return None
+        data = b"".join(_chunks(stream))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                return None
+            status = json.loads(handle.read(METADATA_MAX_BYTES + 1) or b"null")
+        return status if isinstance(status, dict) else None
 
     def _logs(self, name: str, limit: int, secrets: list[str]) -> str:
         """stdout+stderr, redacted, keeping the last `limit` bytes. Redaction runs before the
@@ -473,7 +607,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None) -> bytes:
+def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None, mode: int = 0o444) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, mode in (dirs or {}).items():
@@ -482,7 +616,7 @@ def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None) -> bytes:
             tar.addfile(info)
         for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o444, int(time.time())
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from bot.kratix.status_merge import WorkflowControl
 from bot.model.works import Selector, Workload, WorkloadGroup
+from runners import kubeapi
 from runners.base import ContainerResult, PipelineJob, PipelineResult, Runner
 
 FORMAT = 1  # bumped when the stored shape changes: older entries are then simply not found
@@ -59,6 +60,14 @@ def job_key(job: PipelineJob) -> str:
         "object": _stable(job.obj), "env": job.env, "last": job.is_last,
         "selectors": job.promise_selectors, "timeout": job.timeout,
     }
+    if kubeapi.wanted(job.settings.kube_api, pipeline.rbac is not None):
+        # What the run's Kubernetes API serves (Secrets aside: their values are not hashed here).
+        context = job.kube or kubeapi.KubeContext()
+        permissions = [p.as_dict() for p in pipeline.rbac.permissions] if pipeline.rbac else []
+        run = kubeapi.build_run({}, job.env, pipeline.name, permissions, "",
+                                kubeapi.KubeContext(promise=context.promise, manifests=context.manifests))
+        material["kube"] = {"rules": run["rules"], "promise": _stable(run["promise"]),
+                            "resources": _stable(run["resources"])}
     text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -81,6 +90,7 @@ def dump_result(result: PipelineResult) -> bytes:
         "objectYaml": _b64(result.object_yaml),
         "status": result.status, "statusWarnings": result.status_warnings,
         "control": asdict(result.control), "duration": result.duration_seconds,
+        "publishedStatus": result.published_status,
     }
     return json.dumps(out, sort_keys=True).encode()
 
@@ -103,6 +113,7 @@ def load_result(data: bytes) -> PipelineResult | None:
             object_yaml=base64.b64decode(d["objectYaml"]),
             status=d["status"], status_warnings=list(d["statusWarnings"]),
             control=WorkflowControl(**d["control"]), duration_seconds=float(d["duration"]),
+            published_status=d.get("publishedStatus"),
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -11,7 +11,7 @@ pipeline. Delete: only the first pipeline, its output ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from bot.kratix.labels import PROMISE_NAME_LABEL
 from bot.model.objects import Promise, ResourceRequest, WorkflowAction, WorkflowType
 from bot.model.works import Work
 from bot.platform.yamlload import MAX_NESTING_DEPTH
+from bot.secrets import SecretResolver
 from bot.settings import RunnerSettings
 from runners.base import (
     PipelineJob,
@@ -31,6 +32,7 @@ from runners.base import (
     kratix_env,
     pipeline_timeout,
 )
+from runners.kubeapi import KubeContext
 
 
 @dataclass(slots=True)
@@ -51,11 +53,19 @@ class WorkflowResult:
 def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: WorkflowType,
                  action: WorkflowAction, settings: RunnerSettings, request: ResourceRequest | None = None,
                  start_at: int = 0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> WorkflowResult:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 manifests: Sequence[dict[str, Any]] = (), secrets: SecretResolver | None = None) -> WorkflowResult:
     """Run the (wtype, action) workflow of `promise` for `obj` (the full object, §1.3).
 
     `start_at` resumes a suspended configure workflow at that pipeline (§1.5c): earlier
     pipelines are not re-run and their entries in `status.kratix.workflows` are kept.
+    `manifests` (the platform repo's other Kubernetes objects) and `secrets` are what a run's
+    Kubernetes API may serve when the pipeline's rbac grants them (runners/kubeapi.py).
+
+    Status order, as Kratix: what a pipeline writes through the API (kratix-sdk's
+    publish_status) is the object's status at once (later containers read it from the API),
+    then status.yaml is merged over it when the pipeline ends; the next pipeline's object.yaml
+    has both.
     """
     result = WorkflowResult(wtype, action, status=sm.copy_data(obj.get("status") or {}))
     pipelines = promise.pipelines(wtype, action)
@@ -89,9 +99,13 @@ def run_workflow(runner: Runner, promise: Promise, obj: dict[str, Any], wtype: W
             env=kratix_env(promise, pipeline, wtype, action, request),
             settings=settings, is_last=is_last, timeout_seconds=timeout,
             promise_selectors=dict(promise.destination_selectors),
+            kube=KubeContext(promise=promise.body if wtype == "resource" else None, manifests=manifests,
+                             secrets=secrets),
         )
         outcome = runner.run(job)
         result.pipelines.append(outcome)
+        if outcome.published_status is not None:  # the API's PATCHes first (the object's status as written)
+            result.status = sm.copy_data(outcome.published_status)
         if not outcome.succeeded:
             result.succeeded, result.failed_pipeline = False, pipeline.name
             result.error = failure_line(outcome)

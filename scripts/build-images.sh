@@ -3,6 +3,7 @@
 #
 #   promisebot/busybox:latest   FROM scratch + Debian's static busybox and its applet links
 #   promisebot/python:latest    debootstrap'd Debian bookworm (minbase) + python3 + kratix-sdk
+#   promisebot/kubectl:latest   debootstrap'd Debian bookworm (minbase) + kubernetes-client (kubectl)
 #   promisebot-examples/<name>:v1   every config/examples/images/<name>/Dockerfile (base first)
 #
 # With --deploy, also the images of the deployment (docs/deploy.md, docker-compose.yml):
@@ -23,7 +24,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --deploy) DEPLOY=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "build-images.sh: unknown argument $arg (use --force, --deploy)" >&2; exit 2 ;;
   esac
 done
@@ -130,6 +131,24 @@ build_python() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
     --change 'CMD ["python3"]' - "$image" >/dev/null
+  rm -rf "$root"
+}
+
+build_kubectl() {
+  # kubectl for pipelines that talk to their run's Kubernetes API (docs/runner.md); Debian
+  # bookworm's kubernetes-client, with busybox's sh for scripts.
+  local image=promisebot/kubectl:latest
+  if present "$image"; then log "$image present"; return; fi
+  local base root="$WORK/kubectl"
+  base=$(debootstrap_cached kubectl kubernetes-client,ca-certificates)
+  mkdir -p "$root"
+  tar -C "$root" --numeric-owner -xf "$base"
+  slim_rootfs "$root"
+  log "importing $image"
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["kubectl", "version", "--client"]' - "$image" >/dev/null
   rm -rf "$root"
 }
 
@@ -294,6 +313,7 @@ build_app() {
 
 build_busybox
 build_python
+build_kubectl
 build_examples
 if [[ $DEPLOY == 1 ]]; then
   build_runtime_base

@@ -13,6 +13,10 @@ from bot.errors import PromisebotError
 DELIBERATELY_OUTSIDE = {
     "runners.pool.Terminated",  # a BaseException: unwinds like KeyboardInterrupt
     "bot.jobs.locks.LockBusy",  # not an error: the queue puts the job back (no handler may report it)
+    # bot/kube's API runs in a pipeline run's sidecar, standard library only (no bot.errors there);
+    # its errors become Kubernetes Status responses and never reach a promisebot front end.
+    "bot.kube.api.ApiError",
+    "bot.kube.patch.PatchError",
 }
 ENTRY_POINTS = {"bot.server.wsgi"}  # builds the app from the environment when imported, by design
 

@@ -12,6 +12,7 @@ Exit code 0 when every pipeline succeeded (or the workflow was suspended), 1 oth
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from bot.kratix.objectyaml import promise_object, request_object
 from bot.model.objects import Promise, ResourceRequest, WorkflowType
 from bot.platform.loader import load_platform_dir
 from bot.redact import redact, secret_env_values
+from bot.secrets import SecretResolver
 from bot.settings import load_settings
 from runners.base import PipelineResult, RunnerUnavailable, failure_line
 from runners.docker import DockerRunner
@@ -41,7 +43,8 @@ class _InputError(PromisebotError):
 
 def run(args: argparse.Namespace) -> int:
     try:
-        promise, request = _load(Path(args.promise), Path(args.request) if args.request else None, args.workflow)
+        promise, request, manifests = _load(Path(args.promise), Path(args.request) if args.request else None,
+                                            args.workflow)
     except _InputError as exc:
         print(f"promisebot test: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -56,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     runner = DockerRunner()
     try:
         with signals_raise():
-            result = run_workflow(runner, promise, obj, args.workflow, args.action, settings, request=request)
+            secrets_dir = load_settings().secrets_dir
+            result = run_workflow(runner, promise, obj, args.workflow, args.action, settings, request=request,
+                                  manifests=manifests,
+                                  secrets=SecretResolver(Path(secrets_dir) if secrets_dir else None, os.environ))
     except RunnerUnavailable as exc:
         print(f"promisebot test: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -75,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(promise_file: Path, request_file: Path | None,
-          wtype: WorkflowType) -> tuple[Promise, ResourceRequest | None]:
-    """Parse the files with the platform loader, in a scratch platform dir of their own."""
+          wtype: WorkflowType) -> tuple[Promise, ResourceRequest | None, list[dict[str, Any]]]:
+    """Parse the files with the platform loader, in a scratch platform dir of their own; the
+    Kubernetes objects among their documents (e.g. ConfigMaps) are what the runs' Kubernetes
+    API may serve."""
     if wtype == "resource" and request_file is None:
         raise _InputError("--request FILE is needed for a resource workflow")
     files = [promise_file] + ([request_file] if request_file and wtype == "resource" else [])
@@ -98,13 +106,13 @@ def _load(promise_file: Path, request_file: Path | None,
         raise _InputError(f"{promise_file}: expected exactly one Promise, found {len(promises)}")
     promise = promises[0]
     if wtype == "promise":
-        return promise, None
+        return promise, None, platform.manifests
     requests = [r for r in platform.requests.values() if r.promise == promise.name]
     if len(requests) != 1:
         api = promise.api.api_version + " " + promise.api.kind if promise.api else "(no spec.api)"
         raise _InputError(f"{request_file}: expected one Resource request of Promise {promise.name!r} "
                           f"({api}), found {len(requests)}")
-    return promise, requests[0]
+    return promise, requests[0], platform.manifests
 
 
 def _rename(text: str, names: dict[str, str]) -> str:

@@ -52,6 +52,12 @@ Response = tuple[int, dict[str, str], bytes]
 StatusCallback = Callable[[dict[str, Any]], None]
 
 # kubectl resolves short names through discovery ("kubectl get cm"); Kubernetes' own, for core types.
+# Core types every cluster serves: discovery lists them, so that `kubectl get secret x` of a run
+# that is not granted Secrets gets Kubernetes' 403 rather than "no such resource type".
+CORE_TYPES: tuple[tuple[str, str, bool], ...] = (
+    ("configmaps", "ConfigMap", True), ("secrets", "Secret", True), ("namespaces", "Namespace", False),
+    ("pods", "Pod", True), ("services", "Service", True), ("serviceaccounts", "ServiceAccount", True),
+)
 SHORT_NAMES = {("", "configmaps"): ["cm"], ("", "services"): ["svc"], ("", "serviceaccounts"): ["sa"],
                ("", "persistentvolumeclaims"): ["pvc"], ("", "namespaces"): ["ns"], ("", "endpoints"): ["ep"],
                ("", "pods"): ["po"], ("apps", "deployments"): ["deploy"], ("apps", "statefulsets"): ["sts"]}
@@ -248,6 +254,8 @@ class KubeApi:
         if promise is not None:
             self._promise = copy.deepcopy(promise)
             self._add_type(ResourceType(PROMISE_GROUP, PROMISE_VERSION, "promises", "Promise", False))
+        for plural, kind, namespaced in CORE_TYPES:  # known, so an ungranted get is 403, as in Kubernetes
+            self._add_type(ResourceType("", "v1", plural, kind, namespaced))
         for entry in run.get("resources") or []:
             rtype = self._add_type(ResourceType(str(entry.get("group") or ""), str(entry["version"]),
                                                 str(entry["plural"]), str(entry["kind"]),

@@ -102,6 +102,31 @@ class Container:
     image_pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
 
 
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """One entry of a Pipeline's `spec.rbac.permissions`: a Kubernetes PolicyRule plus Kratix's
+    `resourceNamespace` ("" = the pipeline's namespace, "*" = every namespace)."""
+
+    api_groups: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    resource_names: tuple[str, ...] = ()
+    resource_namespace: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"apiGroups": list(self.api_groups), "verbs": list(self.verbs), "resources": list(self.resources),
+                "resourceNames": list(self.resource_names), "resourceNamespace": self.resource_namespace}
+
+
+@dataclass(slots=True)
+class PipelineRBAC:
+    """A Pipeline's `spec.rbac` (Kratix): an existing service account's name ("" = Kratix creates
+    `<promise>-<type>-<action>-<pipeline>`) and the extra permissions granted to it."""
+
+    service_account: str = ""
+    permissions: list[Permission] = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class Pipeline:
     """A Kratix `platform.kratix.io/v1alpha1 Pipeline` (contract §1.1)."""
@@ -112,6 +137,13 @@ class Pipeline:
     source: Source
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    rbac: PipelineRBAC | None = None  # spec.rbac, None when absent
+
+    def service_account(self, promise: str, wtype: str, action: str) -> str:
+        """The pipeline's service account name, as Kratix names it (PipelineFactory.ID)."""
+        if self.rbac is not None and self.rbac.service_account:
+            return self.rbac.service_account
+        return f"{promise}-{wtype}-{action}-{self.name}"
 
 
 @dataclass(slots=True)
@@ -263,6 +295,9 @@ class Platform:
     requests: dict[Ref, ResourceRequest] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     ignored: list[Source] = field(default_factory=list)  # documents that are not platform objects
+    # The ignored documents that look like Kubernetes objects (apiVersion, kind, metadata.name),
+    # as written: what a pipeline's Kubernetes API may serve when its rbac grants them.
+    manifests: list[dict[str, Any]] = field(default_factory=list)
     revision: str | None = None  # commit sha the snapshot was read at, if any
 
     @property

@@ -23,7 +23,9 @@ from bot.model.objects import (
     WORKFLOW_TYPES,
     Container,
     Destination,
+    Permission,
     Pipeline,
+    PipelineRBAC,
     Platform,
     Problem,
     Promise,
@@ -71,6 +73,8 @@ def build(platform: LoadedPlatform, docs: list[YamlDoc]) -> None:
             if unserved:
                 platform.problems.append(Problem(doc.source_at(("apiVersion",)), "apiVersion", unserved))
             platform.ignored.append(doc.source)
+            if _is_manifest(doc.data):
+                platform.manifests.append(doc.data)
             continue
         platform.documents[doc.source] = doc
         _add(platform, platform.requests, _request(doc, match), doc)
@@ -110,6 +114,12 @@ def _unserved_version(platform: Platform, api_version: Any, kind: Any) -> str:
             served = ", ".join(api.served_versions) or "none"
             return f"version {version} of {kind}.{group} is not served by Promise {promise.name} (served: {served})"
     return ""
+
+
+def _is_manifest(data: Any) -> bool:
+    """A document shaped like a Kubernetes object: apiVersion, kind and metadata.name strings."""
+    return (isinstance(data, dict) and isinstance(data.get("apiVersion"), str) and isinstance(data.get("kind"), str)
+            and isinstance(_map(data.get("metadata")).get("name"), str))
 
 
 def _map(value: Any) -> dict[str, Any]:
@@ -193,6 +203,24 @@ def _pipeline(item: Any, source: Source) -> Pipeline:
         source=source,
         labels={str(k): str(v) for k, v in _map(meta.get("labels")).items()},
         annotations={str(k): str(v) for k, v in _map(meta.get("annotations")).items()},
+        rbac=_rbac(spec.get("rbac")),
+    )
+
+
+def _rbac(value: Any) -> PipelineRBAC | None:
+    """Kratix's Pipeline `spec.rbac`: serviceAccount, permissions[] (PolicyRule + resourceNamespace)."""
+    if not isinstance(value, dict):
+        return None
+
+    def strings(item: dict[str, Any], key: str) -> tuple[str, ...]:
+        return tuple(str(x) for x in _list(item.get(key)) if x is not None)
+
+    return PipelineRBAC(
+        service_account=_text(value.get("serviceAccount")),
+        permissions=[Permission(api_groups=strings(p, "apiGroups"), verbs=strings(p, "verbs"),
+                                resources=strings(p, "resources"), resource_names=strings(p, "resourceNames"),
+                                resource_namespace=_text(p.get("resourceNamespace")))
+                     for p in _list(value.get("permissions")) if isinstance(p, dict)],
     )
 
 

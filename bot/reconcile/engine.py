@@ -19,6 +19,7 @@ same call, until nothing changes (§4.6).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.model.objects import Ref
+from bot.platform.loader import load_platform
+from bot.platform.sources import GitTreeSource
 from bot.reconcile.context import ReconcileError, RunContext, rev_parse
 from bot.reconcile.decide import Task
 from bot.reconcile.pending import load_pending, replay, settle, waiting_refs
@@ -37,6 +40,7 @@ from bot.reconcile.recording import commit_bookkeeping, fold_outcome, record_pla
 from bot.reconcile.run import Outcome, run_tasks
 from bot.reconcile.screen import invalid_json
 from bot.reconcile.writes import StoreBatch, WriteSet, store_key
+from bot.secrets import SecretResolver
 from bot.state.bookkeeping import EVENT_TRAILER, run_lock
 from runners.base import Runner
 
@@ -176,6 +180,17 @@ def _run(ctx: RunContext, runner: Runner, dry_run: bool, progress: Progress | No
     return report
 
 
+def _manifests(ctx: RunContext, tasks: list[Task]) -> list[dict[str, Any]]:
+    """The platform's other Kubernetes objects (ConfigMaps...), for runs whose pipelines' rbac
+    grants them through the run's Kubernetes API: the whole tree's, also in an incremental run
+    (whose snapshot holds only the files that changed); none when no pipeline is granted any."""
+    if not any(p.rbac and p.rbac.permissions for t in tasks for p in t.promise.pipelines(t.wtype, t.action)):
+        return []
+    if ctx.only is None:
+        return ctx.after.manifests
+    return load_platform(GitTreeSource(ctx.repo, ctx.to_sha), ctx.settings).manifests
+
+
 def _execute(ctx: RunContext, runner: Runner, tasks: list[Task], progress: Progress | None) -> list[Outcome]:
     """Run the tasks (bounded in parallel) and fold each outcome into its record."""
     if not tasks:
@@ -189,7 +204,10 @@ def _execute(ctx: RunContext, runner: Runner, tasks: list[Task], progress: Progr
             if progress:
                 progress(outcome.task.label, done, total)
 
-    outcomes = run_tasks(runner, ctx.settings.runner, [(t, ctx.record(t.ref).status) for t in tasks], on_done)
+    secrets_dir = ctx.settings.secrets_dir
+    outcomes = run_tasks(runner, ctx.settings.runner, [(t, ctx.record(t.ref).status) for t in tasks], on_done,
+                         manifests=_manifests(ctx, tasks),
+                         secrets=SecretResolver(Path(secrets_dir) if secrets_dir else None, os.environ))
     for outcome in outcomes:
         fold_outcome(ctx, outcome)
     return outcomes

@@ -8,7 +8,7 @@ before it are updated, as Kratix's per-pipeline work-writer does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from bot.model.records import ObjectRecord, bounded_logs, now_iso
 from bot.model.works import Work
 from bot.reconcile.decide import Task, now_utc
 from bot.redact import redact
+from bot.secrets import SecretResolver
 from bot.settings import RunnerSettings
 from runners.base import Runner, RunnerUnavailable
 from runners.pool import run_bounded
@@ -56,7 +57,8 @@ class Outcome:
         return "suspended" if self.suspended else "failed"
 
 
-def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[str, Any]) -> Outcome:
+def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[str, Any],
+             manifests: Sequence[dict[str, Any]] = (), secrets: SecretResolver | None = None) -> Outcome:
     if task.wtype == "promise":
         obj = promise_object(task.promise, status)
     else:
@@ -65,7 +67,7 @@ def _run_one(runner: Runner, settings: RunnerSettings, task: Task, status: dict[
     out = Outcome(task)
     try:
         result = run_workflow(runner, task.promise, obj, task.wtype, task.action, settings,
-                              request=task.request, start_at=task.start_at)
+                              request=task.request, start_at=task.start_at, manifests=manifests, secrets=secrets)
     except RunnerUnavailable:
         raise  # nothing can run: the reconcile stops before writing anything
     except Exception as exc:  # noqa: BLE001 - one object's crash must not stop the others
@@ -105,13 +107,16 @@ def run_tasks(
     settings: RunnerSettings,
     tasks: list[tuple[Task, dict[str, Any]]],
     on_done: Callable[[Outcome], None] | None = None,
+    manifests: Sequence[dict[str, Any]] = (),
+    secrets: SecretResolver | None = None,
 ) -> list[Outcome]:
     """Run every (task, current status) with at most `settings.parallelism` at once; on an
-    interruption the runner's containers are cleaned up (runners/pool.py)."""
+    interruption the runner's containers are cleaned up (runners/pool.py). `manifests` and
+    `secrets`: what a pipeline's Kubernetes API may serve (runners/kubeapi.py)."""
 
     def job(task: Task, status: dict[str, Any]) -> Callable[[], Outcome]:
         def go() -> Outcome:
-            outcome = _run_one(runner, settings, task, status)
+            outcome = _run_one(runner, settings, task, status, manifests, secrets)
             if on_done:
                 on_done(outcome)
             return outcome

@@ -92,7 +92,14 @@ def test_core_resource_list(api):
     assert by_name["configmaps"] == {"name": "configmaps", "singularName": "configmap", "namespaced": True,
                                      "kind": "ConfigMap", "verbs": ["get", "list"],
                                      "shortNames": ["cm"]}
-    assert set(by_name) == {"configmaps", "secrets"}
+    assert set(by_name) == {"configmaps", "secrets", "namespaces", "pods", "services", "serviceaccounts"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/default/pods/x", "/api/v1/namespaces/default",
+                                  "/api/v1/namespaces/default/services"])
+def test_core_types_not_granted_are_403_as_in_kubernetes(api, path):
+    code, doc = call(api, "GET", path)
+    assert code == 403 and doc["reason"] == "Forbidden", doc
 
 
 def test_object_group_resource_list(api):
@@ -108,7 +115,6 @@ def test_object_group_resource_list(api):
 
 @pytest.mark.parametrize("path", ["/", "/apis/nope", "/apis/nope/v1", "/api/v2", "/healthz",
                                   "/apis/marketplace.kratix.io/v1beta1/namespaces/default/redis/example",
-                                  "/api/v1/namespaces/default/pods/x", "/api/v1/namespaces/default",
                                   "/api/v1/configmaps/settings", OBJ + "/scale/extra",
                                   "/apis/platform.kratix.io/v1alpha1/namespaces/default/promises/redis"])
 def test_unknown_paths_are_404(api, path):

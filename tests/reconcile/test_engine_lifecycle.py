@@ -463,3 +463,32 @@ def test_rerun_runs_a_requests_workflow_again_once_without_a_commit(tmp_path):
     assert not env.reconcile().outcomes, "asked once, run once"
     dry = env.reconcile(rerun=[REF], dry_run=True)
     assert [o.task.ref for o in dry.outcomes] == [REF], "a plan can run it again too"
+
+
+def test_an_incremental_run_serves_configmaps_from_files_it_did_not_read(tmp_path):
+    """A pipeline whose rbac grants ConfigMaps gets the platform's ConfigMaps in its Kubernetes
+    API's view even when only a request's file changed (the run's snapshot is partial)."""
+    seen: list[list[str]] = []
+
+    class Recording(FakeRunner):
+        def run(self, job: PipelineJob):
+            seen.append(sorted(m["metadata"]["name"] for m in (job.kube.manifests if job.kube else ())))
+            return super().run(job)
+
+    env = Env(tmp_path, runner=Recording())
+    body = promise("redis")
+    body["spec"]["workflows"]["resource"]["configure"][0]["spec"]["rbac"] = {"permissions": [
+        {"apiGroups": [""], "verbs": ["get"], "resources": ["configmaps"]}]}
+    env.write("destinations/dev.yaml", destination("dev"))
+    env.write("promises/redis.yaml", body)
+    env.write("config/settings.yaml", {"apiVersion": "v1", "kind": "ConfigMap",
+                                       "metadata": {"name": "settings", "namespace": "default"},
+                                       "data": {"tier": "gold"}})
+    env.write("requests/r1.yaml", request("Redis", "r1"))
+    env.commit("install")
+    env.reconcile()
+    env.write("requests/r2.yaml", request("Redis", "r2"))
+    env.commit("another request")
+    report = env.reconcile()
+    assert not report.full, "an incremental run"
+    assert seen[-1] == ["settings"], seen
