@@ -139,8 +139,12 @@ build_kubectl() {
   # bookworm's kubernetes-client, with busybox's sh for scripts.
   local image=promisebot/kubectl:latest
   if present "$image"; then log "$image present"; return; fi
-  local base root="$WORK/kubectl"
-  base=$(debootstrap_cached kubectl kubernetes-client,ca-certificates)
+  import_debootstrap "$image" kubectl kubernetes-client,ca-certificates '["kubectl", "version", "--client"]'
+}
+
+import_debootstrap() {  # import_debootstrap IMAGE NAME PACKAGES CMD: a slim cached bookworm rootfs as IMAGE
+  local image=$1 base root="$WORK/$2"
+  base=$(debootstrap_cached "$2" "$3")
   mkdir -p "$root"
   tar -C "$root" --numeric-owner -xf "$base"
   slim_rootfs "$root"
@@ -148,7 +152,7 @@ build_kubectl() {
   tar -C "$root" --numeric-owner -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["kubectl", "version", "--client"]' - "$image" >/dev/null
+    --change "CMD $4" - "$image" >/dev/null
   rm -rf "$root"
 }
 
@@ -189,17 +193,7 @@ build_runtime_base() {
   # apt-get install.
   local image=promisebot/runtime-base:latest
   if present "$image"; then log "$image present"; return; fi
-  local base root="$WORK/runtime-base"
-  base=$(debootstrap_cached runtime python3,python3-venv,git,openssh-client,ca-certificates)
-  mkdir -p "$root"
-  tar -C "$root" --numeric-owner -xf "$base"
-  slim_rootfs "$root"
-  log "importing $image"
-  tar -C "$root" --numeric-owner -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["python3"]' - "$image" >/dev/null
-  rm -rf "$root"
+  import_debootstrap "$image" runtime python3,python3-venv,git,openssh-client,ca-certificates '["python3"]'
 }
 
 build_redis() {
