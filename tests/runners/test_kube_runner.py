@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from runner_fixtures import PYTHON, leftovers, pipeline, promise, request, settings, sh
 
 from bot.model.objects import Permission, PipelineRBAC
 from bot.platform.loader import load_platform_dir
@@ -23,7 +24,6 @@ from bot.settings import load_settings
 from runners import kubeapi
 from runners.docker import DockerRunner
 from runners.workflow import run_workflow
-from tests.runner_fixtures import PYTHON, leftovers, pipeline, promise, request, settings, sh
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "promisebot/kubectl:latest"
