@@ -13,7 +13,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,17 +106,6 @@ def post_webhook(base_url: str, body: bytes, *, signature: str | None, delivery:
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature
     return requests.post(f"{base_url}/webhooks/github", data=body, headers=headers, timeout=30)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def health(container: str) -> str:

@@ -35,10 +35,10 @@ from image_fixtures import (
     post_webhook,
     pull_request_opened,
     sign,
-    wait_for,
     write_secrets,
 )
 from paths import ROOT
+from waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -31,10 +31,10 @@ from image_fixtures import (
     process_uids,
     pull_request_opened,
     sign,
-    wait_for,
     write_secrets,
 )
 from paths import EXAMPLE_PLATFORM, ROOT
+from waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -4,8 +4,6 @@ change, and a small driver for a GitHub bot world."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from bot_fixtures import REPO, PlatformRemote, github_payload, github_pull_event, gitlab_payload, send_github
@@ -95,13 +93,3 @@ class GitHubChat:
 
     def merges(self) -> list[Any]:
         return self.github.calls("PUT", r"/repos/[^/]+/[^/]+/pulls/\d+/merge")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

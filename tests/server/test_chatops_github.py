@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 from bot_fixtures import REPO, github_bot
-from chatops_fixtures import REDIS_KIND, GitHubChat, wait_until
+from chatops_fixtures import REDIS_KIND, GitHubChat
 from reconcile_fixtures import promise
+from waiting import wait_for
 
 from bot.jobs.destlocks import Holder
 
@@ -176,7 +177,7 @@ def test_two_changes_on_one_destination_the_second_apply_waits_then_runs(chat):
     assert f"Destination `dev` is locked by {chat.github.web_url}/{REPO}/pull/1 (its apply" in chat.plan(2)
 
     chat.say(2, "/promisebot apply", user="alice", wait=False)
-    waiting = wait_until(lambda: [r for r in chat.replies(2) if "waits" in r], what="the apply to wait")
+    waiting = wait_for(lambda: [r for r in chat.replies(2) if "waits" in r], 30, "the apply to wait")
     assert "Destination `dev` is locked by" in waiting[0] and "/pull/1" in waiting[0]
     assert len(chat.merges()) == 1, "the second apply waits in the queue"
 

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import requests
 from bot_fixtures import SECRET, TOKEN
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from waiting import wait_for
 
 from runners.base import OWNER_LABEL
 
@@ -170,17 +170,6 @@ class ServeProcess:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def job_status(client: redis.Redis, job_id: str) -> str | None:
