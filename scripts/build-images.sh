@@ -258,18 +258,6 @@ wheelhouse() {
     >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
   env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "setuptools>=77" \
     >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
-  # promisebot/runtime-base has Debian bookworm's Python, 3.11.2, below which redis (`import
-  # redis` loads redis.asyncio) needs async-timeout; a lock made on Python >= 3.11.3 lacks it.
-  # Until requirements.lock carries it, the local build adds it, pinned by the hash of the file
-  # downloaded here, behind the same marker (lock-extra.txt, appended to the context's lock).
-  if ! grep -qi '^async-timeout==' "$ROOT/requirements.lock"; then
-    env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "async-timeout>=4.0.3" \
-      >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
-    local at
-    at=$(ls "$dir"/async_timeout-*.whl)
-    printf 'async-timeout==%s ; python_full_version < "3.11.3" \\\n    --hash=sha256:%s\n' \
-      "$(basename "$at" | cut -d- -f2)" "$(sha256sum "$at" | cut -d' ' -f1)" >"$dir/lock-extra.txt"
-  fi
   touch "$dir/.complete"
   echo "$dir"
 }
@@ -288,8 +276,7 @@ build_app() {
   (cd "$ROOT" && tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "${APP_FILES[@]}") \
     | tar -C "$ctx" -xf -
   cp -r "$wheels" "$ctx/wheelhouse"
-  if [[ -f "$ctx/wheelhouse/lock-extra.txt" ]]; then cat "$ctx/wheelhouse/lock-extra.txt" >>"$ctx/requirements.lock"; fi
-  rm -f "$ctx/wheelhouse/.complete" "$ctx/wheelhouse/lock-extra.txt"
+  rm -f "$ctx/wheelhouse/.complete"
   version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -1)
   revision=$(git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || true)
   log "building $image (version $version)"
