@@ -256,7 +256,11 @@ wheelhouse() {
   target+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
   env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" --require-hashes -r "$ROOT/requirements.lock" \
     >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
-  env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "setuptools>=77" \
+  # What the lock pins behind a marker pip evaluates here for a "3.11" that the base's Python
+  # (bookworm's 3.11.2) answers otherwise: async-timeout (python_full_version < "3.11.3").
+  local marked
+  marked=$(sed -n 's/^\(async-timeout==[^ ;]*\).*/\1/p' "$ROOT/requirements.lock")
+  env -u PIP_FIND_LINKS "$pip" download -q "${target[@]}" "setuptools>=77" $marked \
     >"$WORK/wheels.log" 2>&1 || { cat "$WORK/wheels.log" >&2; exit 1; }
   touch "$dir/.complete"
   echo "$dir"
