@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import hmac
 import http.client
@@ -66,10 +67,12 @@ import requests
 import yaml
 from werkzeug.serving import make_server
 
+from tests import waiting
 from tests.forge_servers.github import GitHubServer
 from tests.paths import FIXTURES
 from tests.reconcile_fixtures import destination, git, promise, request
 from tests.redis_server import RedisServer
+from tests.serving import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -91,15 +94,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+# Polled often: what is waited for here is often what is timed.
+wait_for = functools.partial(waiting.wait_for, interval=0.005)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -137,20 +133,6 @@ def bot_env(redis_url: str | None, api_url: str, data_dir: Path, **extra: str) -
     if redis_url:
         env["REDIS_URL"] = redis_url
     return env
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """A WSGI app under werkzeug's threaded server on loopback, in this process."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}"
-    finally:
-        http.shutdown()
-        thread.join()
-        http.server_close()
 
 
 # -- the platform, as the forge hosts it ----------------------------------------------------------
@@ -769,7 +751,7 @@ def bench_bc_embedded(tmp: Path, reps: int, steps: StepClock | None = None) -> l
         app = create_app(config, services.backend, queue)
         world.steps = steps
         try:
-            with serving(app) as url:
+            with serve(app) as url:
                 # a platform already reconciled: the push of main, as the bot's first event
                 finished(post_github(url, "push", push_event(world.clone_url, "0" * 40, world.platform.base,
                                                              "platform")))
@@ -826,7 +808,7 @@ def redis_world(tmp: Path) -> Iterator[tuple[World, RedisServer, str, Workers]]:
             world = World(tmp, github)
             app, _queue = build(bot_env(server.url, github.api_url, tmp / "web-data"))
             workers = Workers(tmp, server.url, github.api_url)
-            with serving(app) as url:
+            with serve(app) as url:
                 yield world, server, url, workers
     finally:
         if workers is not None:

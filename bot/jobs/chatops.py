@@ -169,8 +169,7 @@ def _decisions(session: Session) -> dict[str, Decision]:
 
 
 def _change(session: Session) -> Change:
-    change = session.forge.fetch_change(session.repo, session.event.number)
-    return change
+    return session.forge.fetch_change(session.repo, session.event.number)
 
 
 def _plan_event(session: Session, change: Change) -> Event:

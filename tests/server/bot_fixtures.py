@@ -20,7 +20,6 @@ from typing import Any
 
 import requests
 from fake_runner import FakeRunner
-from flask import Flask
 from forge_servers.github import GitHubServer
 from forge_servers.gitlab import GitLabServer, Project
 from paths import FIXTURES
@@ -170,18 +169,12 @@ class BotServer:
         self.thread.join()
 
 
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """`app` under a real HTTP server on loopback; yields its base URL."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}"
-    finally:
-        http.shutdown()
-        thread.join()
-        http.server_close()
+def add_platform_repo(github: GitHubServer) -> None:
+    """The stand-in knows TOKEN (promisebot's) and REPO, whose pull requests' default author,
+    alice, has write access: her changes are trusted (planned as their full merge result)."""
+    github.add_token(TOKEN)
+    github.add_repo(REPO)
+    github.set_permission(REPO, "alice", "write")
 
 
 def github_config(github: GitHubServer, tmp: Path, **settings: Any) -> BotConfig:
@@ -196,9 +189,7 @@ def github_world(tmp: Path, **settings: Any) -> Iterator[tuple[PlatformRemote, G
     settings for it (`settings`: more BotConfig fields)."""
     platform = PlatformRemote(tmp)
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         yield platform, github, github_config(github, tmp, **settings)
 
 

@@ -25,18 +25,19 @@ from bot_fixtures import (
     TOKEN,
     BotServer,
     PlatformRemote,
+    add_platform_repo,
     github_payload,
     github_pull_event,
     gitlab_payload,
     send_github,
     send_gitlab,
-    serve,
     sign,
 )
 from fake_runner import FakeRunner
 from forge_servers.github import GitHubServer
 from forge_servers.gitlab import GitLabServer
 from prometheus_client.parser import text_string_to_metric_families
+from serving import serve
 
 from bot.jobs.backend import make_backend
 from bot.server.app import MAX_BODY_BYTES, create_app
@@ -391,9 +392,7 @@ def test_the_acknowledgement_comes_before_any_forge_call(tmp_path):
     platform = PlatformRemote(tmp_path)
     gate = threading.Event()
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         head = platform.open_change(1)
         github.add_pull(REPO, 1, head_sha=head, base_sha=platform.base)
         config = BotConfig(github_token=TOKEN, github_api_url=github.api_url, github_webhook_secrets=(SECRET,),

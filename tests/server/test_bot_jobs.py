@@ -10,9 +10,9 @@ from bot_fixtures import (
     GITLAB_HEAD_REF,
     REPO,
     SECRET,
-    TOKEN,
     BotServer,
     PlatformRemote,
+    add_platform_repo,
     github_config,
     github_pull_event,
     gitlab_mr_event,
@@ -68,9 +68,7 @@ def test_a_queued_plan_is_superseded_by_a_newer_head(tmp_path):
     platform = PlatformRemote(tmp_path)
     gate = threading.Event()
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         runner = FakeRunner()
         bot = BotServer(github_config(github, tmp_path), runner, gate=gate)
         try:
@@ -97,9 +95,7 @@ def test_a_queued_plan_is_superseded_by_a_newer_head(tmp_path):
 
     # the same change planned alone runs as many pipelines: A's plan ran none
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         alone = FakeRunner()
         bot = BotServer(github_config(github, tmp_path / "alone"), alone)
         try:
@@ -185,9 +181,7 @@ def test_a_retry_after_the_comment_landed_does_not_comment_again(tmp_path):
     status is the plan's."""
     platform = PlatformRemote(tmp_path)
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         runner = FakeRunner()
 
         def outputs(job: PipelineJob) -> dict[str, bytes]:

@@ -26,11 +26,12 @@ from typing import Any
 import docker
 import pytest
 import redis
-from bot_fixtures import GITLAB_HEAD_REF, REPO, PlatformRemote, gitlab_mr_event, send_gitlab, serve
+from bot_fixtures import GITLAB_HEAD_REF, REPO, PlatformRemote, gitlab_mr_event, send_gitlab
 from forge_servers.gitlab import GitLabServer, MergeRequest, Project
 from reconcile_fixtures import IMAGE, git, promise
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from serving import serve
 from worker_fixtures import (
     WorkerProcess,
     containers_of,

@@ -21,14 +21,13 @@ import pytest
 import redis
 from bot_fixtures import (
     REPO,
-    TOKEN,
     BotServer,
     PlatformRemote,
+    add_platform_repo,
     github_config,
     github_pull_event,
     github_push_event,
     send_github,
-    serve,
 )
 from fake_runner import FakeRunner
 from forge_servers.github import GitHubServer
@@ -37,9 +36,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from reconcile_fixtures import git, promise
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-from worker_fixtures import WorkerProcess, bot_environment, wait_for, wait_job
+from worker_fixtures import WorkerProcess, redis_bot, wait_for, wait_job
 
-from bot.commands.serve import build
 from bot.forges.comment import MARKER
 from bot.jobs.locks import LockBusy, RedisLocks, seconds_waited
 from bot.jobs.queue import (
@@ -48,7 +46,6 @@ from bot.jobs.queue import (
     LOCK_RETRY_SECONDS,
     QUEUE_NAME,
     InlineQueue,
-    RqQueue,
     lock_retry_delay,
 )
 
@@ -80,18 +77,10 @@ class RedisWorld:
 
 @pytest.fixture
 def redis_world(tmp_path: Path, redis_server: Any) -> Iterator[RedisWorld]:
-    (tmp_path / "git").mkdir()
     metrics_dir = tmp_path / "worker-metrics"
     metrics_dir.mkdir()
-    platform = PlatformRemote(tmp_path / "git")
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
-        app, queue = build(bot_environment(redis_server.url, github.api_url, tmp_path / "machine-web"))
-        assert isinstance(queue, RqQueue), "REDIS_URL set: the web process only enqueues"
-        with serve(app) as url:
-            yield RedisWorld(tmp_path, platform, github, redis_server.url, redis_server.client(), url, metrics_dir)
+    with redis_bot(tmp_path, redis_server.url) as (platform, github, url):
+        yield RedisWorld(tmp_path, platform, github, redis_server.url, redis_server.client(), url, metrics_dir)
 
 
 def set_promise_on_main(platform: PlatformRemote, message: str) -> tuple[str, str]:
@@ -249,9 +238,7 @@ def test_embedded_default_plans_while_a_push_waits_for_the_lock(tmp_path: Path) 
     waits; released, the push reconciles once and `join` waited for it."""
     platform = PlatformRemote(tmp_path)
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         runner = FakeRunner()
         bot = BotServer(github_config(github, tmp_path), runner)
         try:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bot_fixtures import REPO, TOKEN, PlatformRemote, github_pull_event, send_github
+from bot_fixtures import REPO, PlatformRemote, add_platform_repo, github_pull_event, send_github
 from forge_servers.github import GitHubServer
 from reconcile_fixtures import git, promise
 from worker_fixtures import (
@@ -37,9 +37,7 @@ def test_the_embedded_default_loses_nothing_to_a_crash(tmp_path: Path) -> None:
     machine = tmp_path / "machine"
     servers: list[ServeProcess] = []
     with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
+        add_platform_repo(github)
         head1 = platform.open_change(1, name="r1")
         github.add_pull(REPO, 1, head_sha=head1, base_sha=platform.base)
         head2 = platform.open_change(2, name="r2")

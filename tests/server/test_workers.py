@@ -16,15 +16,17 @@ from typing import Any
 
 import pytest
 import redis
-from bot_fixtures import REPO, TOKEN, PlatformRemote, github_pull_event, send_github, serve
+from bot_fixtures import REPO, PlatformRemote, github_pull_event, send_github
 from forge_servers.github import GitHubServer
 from reconcile_fixtures import git, promise
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from serving import serve
 from worker_fixtures import (
     WorkerProcess,
     bot_environment,
     containers_of,
+    redis_bot,
     remove_leftovers_of,
     running_containers_of,
     volumes_of,
@@ -32,7 +34,6 @@ from worker_fixtures import (
     wait_job,
 )
 
-from bot.commands.serve import build
 from bot.forges.base import ForgeError
 from bot.forges.comment import MARKER
 from bot.jobs.queue import CRASH_RETRIES, QUEUE_NAME, RETRY_INTERVALS, RqQueue, retry_after_failure
@@ -97,22 +98,14 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, redis_server: Any) -> Iterator[World]:
-    (tmp_path / "git").mkdir()
-    platform = PlatformRemote(tmp_path / "git")
-    with GitHubServer() as github:
-        github.add_token(TOKEN)
-        github.add_repo(REPO)
-        github.set_permission(REPO, "alice", "write")  # the pull requests' author: trusted
-        app, queue = build(bot_environment(redis_server.url, github.api_url, tmp_path / "machine-web"))
-        assert isinstance(queue, RqQueue), "REDIS_URL set: the web process only enqueues"
-        with serve(app) as url:
-            w = World(tmp_path, platform, github, redis_server.url, redis_server.client(), url)
-            try:
-                yield w
-            finally:
-                for worker in w.workers:
-                    worker.stop()
-                remove_leftovers_of([pid for worker in w.workers for pid in worker.killed_pids])
+    with redis_bot(tmp_path, redis_server.url) as (platform, github, url):
+        w = World(tmp_path, platform, github, redis_server.url, redis_server.client(), url)
+        try:
+            yield w
+        finally:
+            for worker in w.workers:
+                worker.stop()
+            remove_leftovers_of([pid for worker in w.workers for pid in worker.killed_pids])
 
 
 def clone_of(worker: WorkerProcess) -> list[Path]:

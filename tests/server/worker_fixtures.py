@@ -13,17 +13,23 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import docker
 import redis
 import requests
-from bot_fixtures import SECRET, TOKEN
+from bot_fixtures import SECRET, TOKEN, PlatformRemote, add_platform_repo
+from forge_servers.github import GitHubServer
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from serving import serve
 from waiting import wait_for
 
+from bot.commands.serve import build
+from bot.jobs.queue import RqQueue
 from runners.base import OWNER_LABEL
 
 PROMISEBOT = Path(sys.executable).parent / "promisebot"
@@ -58,6 +64,20 @@ def gitlab_environment(redis_url: str | None, gitlab_url: str, gitlab_token: str
     return machine_environment(redis_url, data_dir, PROMISEBOT_GITLAB_URL=gitlab_url,
                                PROMISEBOT_GITLAB_TOKEN=gitlab_token, PROMISEBOT_GITLAB_WEBHOOK_SECRET=SECRET,
                                **extra)
+
+
+@contextmanager
+def redis_bot(tmp: Path, redis_url: str) -> Iterator[tuple[PlatformRemote, GitHubServer, str]]:
+    """The Redis setup's web process (the real app, which only enqueues) for a platform repo
+    under `tmp/git` and the GitHub stand-in knowing it: (platform, GitHub, the app's URL)."""
+    (tmp / "git").mkdir()
+    platform = PlatformRemote(tmp / "git")
+    with GitHubServer() as github:
+        add_platform_repo(github)
+        app, queue = build(bot_environment(redis_url, github.api_url, tmp / "machine-web"))
+        assert isinstance(queue, RqQueue), "REDIS_URL set: the web process only enqueues"
+        with serve(app) as url:
+            yield platform, github, url
 
 
 def _die_with_the_tests() -> None:
