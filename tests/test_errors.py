@@ -17,6 +17,7 @@ DELIBERATELY_OUTSIDE = {
     # its errors become Kubernetes Status responses and never reach a promisebot front end.
     "bot.kube.api.ApiError",
     "bot.kube.patch.PatchError",
+    "bot.kube.table.TableError",
 }
 ENTRY_POINTS = {"bot.server.wsgi"}  # builds the app from the environment when imported, by design
 

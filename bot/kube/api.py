@@ -1,8 +1,8 @@
 """A small Kubernetes API, served to one pipeline run (issue 13).
 
 STDLIB ONLY: this module runs inside the pipeline's API sidecar (`python3 -m bot.kube.server`),
-whose Python has no third-party packages; it imports only the standard library and
-`bot.kube.patch`.
+whose Python has no third-party packages; it imports only the standard library,
+`bot.kube.patch` and `bot.kube.table`.
 
 `KubeApi(run, token).handle(method, path, query, headers, body)` answers one HTTP request with
 Kubernetes' own response shapes, status codes and `Status` errors, enough for the official
@@ -13,6 +13,9 @@ kratix-sdk's `publish_status` does) and for `kubectl get`. It serves:
 - GET of the object and LIST of its collection (holding only it), GET/PATCH/PUT of its `status`
   subresource (merge patch, JSON patch; strategic merge is refused with Kubernetes' 415 for
   custom resources), GET of its Promise, GET/LIST of the resources the pipeline's rbac grants.
+
+A GET or LIST whose Accept header asks for a `Table` (as `kubectl get` does) is answered with one,
+in the columns kube-apiserver prints for that resource (`bot.kube.table`).
 
 Writes are confined to the object's status: a patch or update of the status subresource is
 applied to the whole object, as Kubernetes does, and then only the resulting `status` is kept
@@ -30,8 +33,10 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+from bot.kube import table
 from bot.kube.patch import PatchError, json_patch, merge_patch
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -50,6 +55,7 @@ NOT_FOUND_PATH = "the server could not find the requested resource"
 
 Response = tuple[int, dict[str, str], bytes]
 StatusCallback = Callable[[dict[str, Any]], None]
+Clock = Callable[[], datetime]
 
 # kubectl resolves short names through discovery ("kubectl get cm"); Kubernetes' own, for core types.
 # Core types every cluster serves: discovery lists them, so that `kubectl get secret x` of a run
@@ -221,12 +227,15 @@ def _match_fields(obj: Mapping[str, Any], selector: str) -> bool:
 class KubeApi:
     """The API of one pipeline run. Thread-safe: requests are answered under one lock."""
 
-    def __init__(self, run: dict[str, Any], token: str, *, on_status_write: StatusCallback | None = None) -> None:
+    def __init__(self, run: dict[str, Any], token: str, *, on_status_write: StatusCallback | None = None,
+                 clock: Clock | None = None) -> None:
         if not token:
             raise ValueError("the API token must not be empty")
         self._token = token.encode("utf-8")
         self._lock = threading.Lock()
         self._on_status_write = on_status_write
+        # Aware, as Table ages need; not datetime.UTC (3.11+): the sidecar's Python may be older.
+        self._clock: Clock = clock or (lambda: datetime.now(timezone.utc))  # noqa: UP017
         self._status: dict[str, Any] | None = None
 
         obj = copy.deepcopy(run["object"])
@@ -342,16 +351,16 @@ class KubeApi:
             namespace == _namespace_of(self._object)
         if subresource == "status" and is_object and verb in ("get", "patch", "update"):
             if verb == "get":
-                return 200, copy.deepcopy(self._object)
+                return 200, self._answer(rtype, query, headers, copy.deepcopy(self._object), single=True)
             return self._write_status(rtype, verb, query, headers, body)
         if subresource:
             if not self._allowed(verb, rtype, f"{rtype.plural}/{subresource}", namespace, name):
                 raise self._forbidden(verb, rtype, f"{rtype.plural}/{subresource}", namespace, name)
             raise ApiError(404, NOT_FOUND_PATH, {})
         if verb == "get":
-            return 200, self._get(rtype, namespace, name)
+            return 200, self._answer(rtype, query, headers, self._get(rtype, namespace, name), single=True)
         if verb == "list":
-            return 200, self._list(rtype, namespace, query)
+            return 200, self._answer(rtype, query, headers, self._list(rtype, namespace, query), single=False)
         raise self._forbidden(verb, rtype, rtype.plural, namespace, name)
 
     @staticmethod
@@ -447,6 +456,34 @@ class KubeApi:
         return {"apiVersion": rtype.group_version, "kind": f"{rtype.kind}List",
                 "metadata": {"resourceVersion": str(self._object["metadata"]["resourceVersion"])},
                 "items": items}
+
+    # ---- Table output -------------------------------------------------------------------------
+
+    def _answer(self, rtype: ResourceType, query: Mapping[str, str], headers: Mapping[str, str],
+                doc: dict[str, Any], *, single: bool) -> dict[str, Any]:
+        """The object (single) or list read, or its Table when the Accept header asks for one."""
+        version = table.requested_version(_header(headers, "accept"))
+        if version is None:
+            return doc
+        try:
+            include = table.include_object(query)
+        except table.TableError as exc:
+            raise ApiError(400, str(exc)) from None
+        objects = [doc] if single else doc["items"]
+        columns = table.columns_for(rtype.group, rtype.version, rtype.plural, self._crd_of(rtype))
+        return table.to_table(objects, columns, version=version, include=include,
+                              resource_version=str(_meta(doc).get("resourceVersion") or ""), now=self._clock())
+
+    def _crd_of(self, rtype: ResourceType) -> Mapping[str, Any] | None:
+        """The CustomResourceDefinition of a resource, when promisebot holds it: the Promise's
+        `spec.api` (Kratix's Promise carries its CRD whole) or a CRD the rbac lets the pipeline read."""
+        crds: list[Any] = []
+        if self._promise is not None:
+            spec = self._promise.get("spec")
+            crds.append(spec.get("api") if isinstance(spec, dict) else None)
+        served = self._types.get(("apiextensions.k8s.io", "v1", "customresourcedefinitions"))
+        crds += served.objects if served is not None else []
+        return next((c for c in crds if isinstance(c, dict) and table.defines(c, rtype.group, rtype.plural)), None)
 
     # ---- the status write ---------------------------------------------------------------------
 

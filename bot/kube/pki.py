@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 VALIDITY = timedelta(days=1)
 CLUSTER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                  "kubernetes.default.svc.cluster.local")
-SIDECAR_CODE = ("__init__.py", "api.py", "patch.py", "server.py")
+SIDECAR_CODE = ("__init__.py", "api.py", "patch.py", "server.py", "table.py")
 
 
 @dataclass(frozen=True)

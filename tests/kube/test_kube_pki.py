@@ -43,7 +43,8 @@ def test_payload_files():
     run = make_run()
     files = payload_files(creds, run)
     assert set(files) == {"run.json", "token", "tls.crt", "tls.key", "ca.crt", "bot/__init__.py",
-                          "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py"}
+                          "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py",
+                          "bot/kube/table.py"}
     assert json.loads(files["run.json"]) == run
     assert files["token"] == creds.token.encode()
     assert files["tls.crt"] == creds.cert_pem and files["tls.key"] == creds.key_pem and files["ca.crt"] == creds.ca_pem

@@ -152,14 +152,15 @@ def test_sidecar_code_imports_only_stdlib(tmp_path):
     out = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     server_file, third_party = json.loads(out)
     assert Path(server_file).resolve() == (tmp_path / "bot/kube/server.py").resolve()
-    assert third_party == ["bot", "bot.kube", "bot.kube.api", "bot.kube.patch", "bot.kube.server"]
+    assert third_party == ["bot", "bot.kube", "bot.kube.api", "bot.kube.patch", "bot.kube.server", "bot.kube.table"]
 
 
 def test_sidecar_subprocess(tmp_path):
     creds = RunCredentials.new()
     write_payload(tmp_path, creds)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py")) == [
-        "bot/__init__.py", "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py"]
+        "bot/__init__.py", "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py",
+        "bot/kube/table.py"]
     port = free_port()
     command, env = sidecar_command(tmp_path, "-m", "bot.kube.server", "--dir", str(tmp_path),
                                    "--listen", f"127.0.0.1:{port}")
