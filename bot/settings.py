@@ -71,7 +71,7 @@ class RunnerSettings:
     max_output_files: int
     max_log_bytes: int
     # runner.kubernetesApi: a per-run Kubernetes API for the pipeline's containers
-    kube_api: str = "auto"  # "true" | "false" | "auto" (on for pipelines that declare spec.rbac)
+    kube_api: str = "auto"  # "auto" (every run; without the image only rbac pipelines fail) | "true" | "false"
     kube_api_image: str = "promisebot/python:latest"
 
 

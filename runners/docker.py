@@ -24,7 +24,7 @@ failure, timeout and interruption (`abort` removes those of runs still in progre
 from __future__ import annotations
 
 import io
-import json
+import logging
 import os
 import socket
 import tarfile
@@ -46,6 +46,7 @@ from bot.errors import PromisebotError
 from bot.kratix.labels import PIPELINE_TIMEOUT_ANNOTATION
 from bot.kratix.status_merge import StatusError
 from bot.kratix.workloads import SelectorsError, group_workloads
+from bot.kube.pki import RunCredentials
 from bot.model.objects import PULL_POLICIES
 from bot.platform.yamlload import nesting_message
 from bot.redact import redact, secret_env_values
@@ -63,12 +64,14 @@ from runners.base import (
     one_line,
 )
 from runners.outputs import METADATA_CAP, Limits, OutputRejected, parse_metadata, read_kratix_archive
+from runners.sidecar import SIDECAR_MEMORY, SYNC_SECONDS, KubeApiError, Sidecar, SidecarSpec, pool_for
+
+log = logging.getLogger("promisebot.runner")
 
 HOLDER_IMAGE = "promisebot/kratix-dirs:1"
 SA_HOLDER_DIR = "/serviceaccount"  # in the holder; pipeline containers mount it at SA_MOUNT
 SA_MOUNT = "/" + kubeapi.SERVICE_ACCOUNT_DIR
-SIDECAR_MEMORY = 256 * 1024 * 1024
-SIDECAR_START_SECONDS = 30
+IMAGE_RETRY_SECONDS = 60.0  # a missing API image is looked for (and pulled) again after this
 KRATIX_DIRS = {"input": "/kratix/input", "output": "/kratix/output", "metadata": "/kratix/metadata"}
 PIDS_LIMIT = 1024
 METADATA_MAX_BYTES = 10 * 1024 * 1024
@@ -80,10 +83,6 @@ LOG_REDACTION_MARGIN = 16384
 
 class RunnerAborted(PromisebotError):
     """The runner was aborted (interruption); no new pipeline starts."""
-
-
-class KubeApiError(PromisebotError):
-    """The run's Kubernetes API sidecar could not be started (docs/runner.md)."""
 
 
 class ImageError(PromisebotError):
@@ -199,8 +198,8 @@ class DockerRunner:
         return removed
 
     def abort(self) -> None:
-        """Remove the containers and volumes of every run in progress; refuse new runs.
-        Called on interruption, from any thread."""
+        """Remove the containers and volumes of every run in progress, and the process's warm
+        Kubernetes API sidecars; refuse new runs. Called on interruption, from any thread."""
         with self._lock:
             self._aborted = True
             run_ids = list(self._active)
@@ -209,6 +208,8 @@ class DockerRunner:
             self._cleanup(run_id)
         for future in reaping:  # removals already under way finish before we return
             future.exception()
+        if self._client is not None:
+            pool_for(self._client.api, self._owner).drain()
 
     # -- one pipeline -------------------------------------------------------------------------
 
@@ -217,32 +218,32 @@ class DockerRunner:
         pipeline = job.pipeline
         if not pipeline.containers:
             raise PipelineSpecError(f"{pipeline.source}: pipeline {pipeline.name!r} has no containers")
-        kube = kubeapi.wanted(job.settings.kube_api, pipeline.rbac is not None)
-        extra = kubeapi.env_vars() if kube else []
-        envs = [container_env(job, i, extra) for i in range(len(pipeline.containers))]
         for c in pipeline.containers:
             try:
                 self._ensure_image(c.image, c.image_pull_policy)
             except ImageError as exc:
                 raise ImageError(str(exc), c.name) from None
-        if kube:
-            try:
-                self._ensure_image(job.settings.kube_api_image, "IfNotPresent")
-            except ImageError as exc:
-                raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image): {exc}") from None
+        spec = self._sidecar_spec(job)
+        extra = kubeapi.env_vars() if spec is not None else []
+        envs = [container_env(job, i, extra) for i in range(len(pipeline.containers))]
         self._ensure_holder_image()
 
         labels = self._labels(run_id)
-        dirs = {**KRATIX_DIRS, **({"serviceaccount": SA_HOLDER_DIR} if kube else {})}
+        dirs = {**KRATIX_DIRS, **({"serviceaccount": SA_HOLDER_DIR} if spec is not None else {})}
         volumes = {key: f"pb-{run_id}-{key}" for key in dirs}
-        sidecar: str | None = None
-        created: Future[bytes] | None = None  # the sidecar exists; gives the service-account files
-        ready: Future[None] | None = None  # the sidecar's API listens
-        if kube:  # started first: it is on the first container's critical path
-            sidecar = f"pb-{run_id}-kube"
-            self._track(run_id, "container", sidecar)
-            created = self._background.submit(self._create_sidecar, job, run_id, sidecar, secrets)
-            ready = self._background.submit(self._start_sidecar, sidecar, created, deadline)
+        sidecar: Future[Sidecar] | None = None  # exists: its name; its API listens once configured
+        configured: Future[None] | None = None
+        files = {"kratix/input/object.yaml": yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False)
+                 .encode()}
+        if spec is not None:  # first: the first container joins its network namespace
+            creds, run = self._kube_run(job, secrets)
+            namespace = run["serviceAccount"]["namespace"]
+            files.update({f"{SA_HOLDER_DIR.strip('/')}/{k}": v
+                          for k, v in kubeapi.service_account_files(creds.token, creds.ca_pem, namespace).items()})
+            pool = pool_for(self.client.api, self._owner)
+            sidecar = self._background.submit(pool.claim, spec, job.settings.parallelism,
+                                              lambda name: self._track(run_id, "container", name), deadline)
+            configured = self._background.submit(lambda: sidecar.result().configure(creds, run, deadline))
         for name in volumes.values():
             self._track(run_id, "volume", name)
         holder = f"pb-{run_id}-holder"
@@ -254,14 +255,13 @@ class DockerRunner:
                 mounts=[Mount(path, volumes[key], type="volume", labels=labels)
                         for key, path in dirs.items()]),
         )
-        result.object_yaml = yaml.safe_dump(job.obj, sort_keys=True, default_flow_style=False).encode()
+        result.object_yaml = files["kratix/input/object.yaml"]
 
         def load() -> None:
             """object.yaml (and the service-account files) in, the API up: the first start waits."""
-            self.client.api.put_archive(holder, KRATIX_DIRS["input"], _tar({"object.yaml": result.object_yaml}))
-            if created is not None and ready is not None:
-                self.client.api.put_archive(holder, SA_HOLDER_DIR, created.result())
-                ready.result()
+            self.client.api.put_archive(holder, "/", _tar(files, modes={SA_HOLDER_DIR.strip("/"): 0o644}))
+            if configured is not None:
+                configured.result()
 
         # This goes on while the first container is being created (it starts after).
         loaded = self._background.submit(load)
@@ -269,20 +269,23 @@ class DockerRunner:
         mounts = [Mount(path, volumes[key], type="volume", read_only=key == "input", no_copy=True)
                   for key, path in KRATIX_DIRS.items()]
         network = job.settings.network
-        if sidecar is not None and created is not None:
+        if sidecar is not None:
             mounts.append(Mount(SA_MOUNT, volumes["serviceaccount"], type="volume", read_only=True, no_copy=True))
-            network = f"container:{sidecar}"  # its network namespace: the API on 127.0.0.1
-            created.result()  # joining its network namespace needs it to exist
+            network = f"container:{sidecar.result().name}"  # its network namespace: the API on 127.0.0.1
         # The archive endpoint has a fixed cost (~50 ms): request it as soon as the last container
         # exits 0, and read that container's state and logs while the engine prepares it.
         fetched: list[Future[tuple[Any, Any]]] = []
-
         published: list[Future[dict[str, Any] | None]] = []
+
+        def published_status() -> dict[str, Any] | None:
+            """What the pipeline wrote through the API (`None` without an API); stops the sidecar."""
+            if sidecar is None:
+                return None
+            return sidecar.result().finish(min(deadline, time.monotonic()) + SYNC_SECONDS)
 
         def prefetch() -> None:
             fetched.append(self._background.submit(self.client.api.get_archive, holder, "/kratix"))
-            if sidecar is not None:
-                published.append(self._background.submit(self._published_status, sidecar))
+            published.append(self._background.submit(published_status))
 
         last = len(pipeline.containers) - 1
         for index, container in enumerate(pipeline.containers):
@@ -294,12 +297,11 @@ class DockerRunner:
                 result.error = f"container {container.name!r}: {outcome.reason}"
                 for future in fetched:  # not read: release the connection
                     future.result()[0].close()
-                if sidecar is not None:  # what it wrote through the API before failing stays, as in Kratix
-                    result.published_status = self._published_status(sidecar)
+                # what it wrote through the API before failing stays, as in Kratix
+                result.published_status = published_status()
                 return
         result.failed_container = None
-        if sidecar is not None:
-            result.published_status = published[0].result() if published else self._published_status(sidecar)
+        result.published_status = published[0].result() if published else published_status()
 
         settings = job.settings
         stream, _ = fetched[0].result() if fetched else self.client.api.get_archive(holder, "/kratix")
@@ -390,13 +392,37 @@ class DockerRunner:
 
     # -- the run's Kubernetes API ---------------------------------------------------------------
 
-    def _create_sidecar(self, job: PipelineJob, run_id: str, name: str, secrets: list[str]) -> bytes:
-        """Credentials for this run only and the API server container (`bot.kube.server`), with
-        the run's network mode and its payload. Returns the service-account files as a tar."""
+    def _sidecar_spec(self, job: PipelineJob) -> SidecarSpec | None:
+        """The run's API sidecar (runners/sidecar.py), or None: `runner.kubernetesApi.enabled`
+        false, or auto without the sidecar's image for a pipeline that declares no rbac (logged)."""
+        settings = job.settings
+        if not kubeapi.wanted(settings.kube_api):
+            return None
+        image = settings.kube_api_image
+        pool = pool_for(self.client.api, self._owner)
+        checked = pool.image_missing_since(image)
+        recent = checked is not None and time.monotonic() - checked < IMAGE_RETRY_SECONDS
         try:
-            from bot.kube.pki import RunCredentials, payload_files
-        except ImportError as exc:
-            raise KubeApiError(f"the Kubernetes API server (bot.kube) is not available: {exc}") from None
+            if recent:
+                raise ImageError(f"image {image!r} is not on the Docker engine and could not be pulled "
+                                 f"(looked for less than {IMAGE_RETRY_SECONDS:g}s ago)")
+            self._ensure_image(image, "IfNotPresent")
+        except ImageError as exc:
+            if not recent:
+                pool.image_missing(image, True)
+            if kubeapi.required(settings.kube_api, job.pipeline.rbac is not None):
+                raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image): {exc}") from None
+            if not recent:
+                log.warning("runner.kubernetesApi: %s; pipelines that declare no spec.rbac run without a "
+                            "Kubernetes API (build the image, set runner.kubernetesApi.image, or enabled: false)",
+                            exc)
+            return None
+        if checked is not None:
+            pool.image_missing(image, False)
+        return SidecarSpec(image, settings.network, min(settings.memory_bytes, SIDECAR_MEMORY))
+
+    def _kube_run(self, job: PipelineJob, secrets: list[str]) -> tuple[RunCredentials, dict[str, Any]]:
+        """Credentials for this run only, and what its API serves (`runners.kubeapi.build_run`)."""
         pipeline = job.pipeline
         permissions = [p.as_dict() for p in pipeline.rbac.permissions] if pipeline.rbac else []
         promise = dict(job.env).get("KRATIX_PROMISE_NAME", "")
@@ -404,77 +430,7 @@ class DockerRunner:
         run = kubeapi.build_run(job.obj, job.env, pipeline.name, permissions, account, job.kube)
         creds = RunCredentials.new(hosts=(kubeapi.HOST, "localhost"))
         secrets.append(creds.token)  # redacted from logs and errors
-        settings = job.settings
-        directory = kubeapi.PAYLOAD_DIR
-        self.client.api.create_container(
-            settings.kube_api_image, name=name,
-            command=["python3", "-m", "bot.kube.server", "--dir", directory, "--listen",
-                     f"{kubeapi.HOST}:{kubeapi.PORT}"],
-            environment=[f"PYTHONPATH={directory}", "PYTHONDONTWRITEBYTECODE=1"],
-            labels=self._labels(run_id),
-            host_config=self.client.api.create_host_config(
-                mem_limit=min(settings.memory_bytes, SIDECAR_MEMORY),
-                memswap_limit=min(settings.memory_bytes, SIDECAR_MEMORY),
-                pids_limit=64, privileged=False, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                network_mode=settings.network,
-                log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
-            ),
-        )
-        files = payload_files(creds, run)
-        # Readable and writable (ready, status.json) by whatever user the image runs as; no
-        # other container shares this one's filesystem.
-        root = directory.strip("/")
-        subdirs = sorted({f"{root}/{k.rsplit('/', 1)[0]}/" for k in files if "/" in k})
-        self.client.api.put_archive(name, "/", _tar({f"{root}/{k}": v for k, v in files.items()},
-                                                    {f"{root}/": 0o777, **dict.fromkeys(subdirs, 0o755)}))
-        namespace = run["serviceAccount"]["namespace"]
-        return _tar(kubeapi.service_account_files(creds.token, creds.ca_pem, namespace), mode=0o644)
-
-    def _start_sidecar(self, name: str, created: Future[bytes], deadline: float) -> None:
-        created.result()
-        try:
-            self.client.api.start(name)
-        except APIError as exc:  # e.g. an image without python3
-            raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image) cannot start: "
-                               f"{_explain(exc)}") from None
-        self._wait_ready(name, deadline)
-
-    def _wait_ready(self, name: str, deadline: float) -> None:
-        """Until the server wrote DIR/ready (it listens), it exited, or the time is up."""
-        limit = min(deadline, time.monotonic() + SIDECAR_START_SECONDS)
-        while True:
-            try:
-                stream, _ = self.client.api.get_archive(name, f"{kubeapi.PAYLOAD_DIR}/ready")
-                for _chunk in _chunks(stream):
-                    pass
-                return
-            except NotFound:
-                pass
-            self._check_aborted()
-            state = self.client.api.inspect_container(name)["State"]
-            if not state.get("Running"):
-                logs = self.client.api.logs(name, stdout=True, stderr=True, tail=5)
-                text = one_line(logs.decode("utf-8", "replace") if isinstance(logs, bytes) else str(logs))
-                raise KubeApiError(f"the Kubernetes API sidecar exited with code {state.get('ExitCode')} "
-                                   f"before it was ready: {text}")
-            if time.monotonic() > limit:
-                raise KubeApiError(f"the Kubernetes API sidecar was not ready within {SIDECAR_START_SECONDS}s")
-            time.sleep(0.02)
-
-    def _published_status(self, name: str) -> dict[str, Any] | None:
-        """DIR/status.json of the sidecar: the object's status as last written through the API."""
-        try:
-            stream, _ = self.client.api.get_archive(name, f"{kubeapi.PAYLOAD_DIR}/status.json")
-        except NotFound:
-            return None
-        data = b"".join(_chunks(stream))
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member is not None else None
-            if handle is None:
-                return None
-            status = json.loads(handle.read(METADATA_MAX_BYTES + 1) or b"null")
-        return status if isinstance(status, dict) else None
+        return creds, run
 
     def _logs(self, name: str, limit: int, secrets: list[str]) -> str:
         """stdout+stderr, redacted, keeping the last `limit` bytes. Redaction runs before the
@@ -607,16 +563,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None, mode: int = 0o444) -> bytes:
+def _tar(files: dict[str, bytes], dirs: dict[str, int] | None = None, mode: int = 0o444,
+         modes: dict[str, int] | None = None) -> bytes:
+    """A tar of `files` (mode `mode`, or `modes[<its directory>]`) after the directories `dirs`."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, mode in (dirs or {}).items():
+        for name, dir_mode in (dirs or {}).items():
             info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, mode
+            info.type, info.mode = tarfile.DIRTYPE, dir_mode
             tar.addfile(info)
         for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            info.size, info.mtime = len(data), int(time.time())
+            info.mode = (modes or {}).get(name.rpartition("/")[0], mode)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 

@@ -52,9 +52,15 @@ class KubeContext:
     secrets: SecretResolver | None = None
 
 
-def wanted(mode: str, declares_rbac: bool) -> bool:
-    """runner.kubernetesApi.enabled: "true", "false", or "auto" (on when the pipeline has rbac)."""
-    return mode == "true" or (mode == "auto" and declares_rbac)
+def wanted(mode: str) -> bool:
+    """runner.kubernetesApi.enabled: "true" or "auto" give runs an API, "false" none."""
+    return mode != "false"
+
+
+def required(mode: str, declares_rbac: bool) -> bool:
+    """Whether a run fails without its API: always with "true"; with "auto", when the pipeline
+    declares spec.rbac (otherwise it runs without one if the sidecar's image is missing)."""
+    return mode == "true" or (mode != "false" and declares_rbac)
 
 
 def env_vars() -> list[tuple[str, str]]:

@@ -60,7 +60,7 @@ def job_key(job: PipelineJob) -> str:
         "object": _stable(job.obj), "env": job.env, "last": job.is_last,
         "selectors": job.promise_selectors, "timeout": job.timeout,
     }
-    if kubeapi.wanted(job.settings.kube_api, pipeline.rbac is not None):
+    if kubeapi.wanted(job.settings.kube_api):
         # What the run's Kubernetes API serves (Secrets aside: their values are not hashed here).
         context = job.kube or kubeapi.KubeContext()
         permissions = [p.as_dict() for p in pipeline.rbac.permissions] if pipeline.rbac else []

@@ -196,6 +196,17 @@ class PromisebotWorker(Worker):
     def dequeue_timeout(self) -> int:
         return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
 
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        """rq's, then, in a work horse (it ends with `os._exit`, so no `atexit` runs), the removal of
+        the warm Kubernetes API sidecars this job left (runners/sidecar.py)."""
+        try:
+            return bool(super().perform_job(job, queue))
+        finally:
+            if getattr(self, "_is_horse", False):
+                from runners.sidecar import drain_all
+
+                drain_all()
+
     def get_heartbeat_ttl(self, job: Job) -> int:
         interval = float(self.job_monitoring_interval)
         if job.timeout and job.timeout > 0:

@@ -2,12 +2,10 @@
 
 `RunCredentials.new()` makes a fresh CA (EC P-256, valid one day) for one pipeline run, a server
 certificate it signs for the given hosts (IP and DNS SANs, plus `kubernetes.default.svc` and
-friends), and a random bearer token. `payload_files(creds, run)` is every file the sidecar needs,
-keyed by path relative to its directory: run.json, token, tls.crt, tls.key, ca.crt, and the
-stdlib-only code (`bot/__init__.py` shipped empty, `bot/kube/{__init__,api,patch,server}.py`), so
-the runner can tar them into the sidecar and start `PYTHONPATH=DIR python3 -m bot.kube.server
---dir DIR`. The sidecar never sees the CA's private key: it is dropped once the server
-certificate is signed.
+friends), and a random bearer token. The sidecar runs `python3 -c "$(bootstrap_source())"` and
+reads two lines on stdin: `code_message()`, the stdlib-only code (`bot/__init__.py` sent empty,
+`bot/kube/{__init__,api,patch,server,table}.py`), then `run_message(creds, run)`. The sidecar never
+sees the CA's private key: it is dropped once the server certificate is signed.
 """
 
 from __future__ import annotations
@@ -111,14 +109,19 @@ def sidecar_code() -> dict[str, bytes]:
     return files
 
 
-def payload_files(creds: RunCredentials, run: dict[str, Any]) -> dict[str, bytes]:
-    """Everything the sidecar's directory holds: run.json, token, TLS files and the code."""
-    files = {
-        "run.json": json.dumps(run, indent=1, sort_keys=True).encode("utf-8") + b"\n",
-        "token": creds.token.encode("ascii"),  # no newline: the kubernetes client sends the file verbatim
-        "tls.crt": creds.cert_pem,
-        "tls.key": creds.key_pem,
-        "ca.crt": creds.ca_pem,
-    }
-    files.update(sidecar_code())
-    return files
+def bootstrap_source() -> str:
+    """The sidecar's `python3 -c` program (`bot/kube/bootstrap.py`)."""
+    return (Path(__file__).resolve().parent / "bootstrap.py").read_text(encoding="utf-8")
+
+
+def run_message(creds: RunCredentials, run: dict[str, Any]) -> bytes:
+    """The line that gives a waiting sidecar its run (`bot.kube.server.stdio_main`)."""
+    message = {"run": run, "token": creds.token, "cert": creds.cert_pem.decode("ascii"),
+               "key": creds.key_pem.decode("ascii")}
+    return json.dumps(message, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+
+
+def code_message() -> bytes:
+    """The first line a sidecar reads (`bot/kube/bootstrap.py`): its code, {path: source}."""
+    sources = {path: data.decode("utf-8") for path, data in sidecar_code().items()}
+    return json.dumps(sources, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"

@@ -1,21 +1,19 @@
-"""The pipeline's Kubernetes API sidecar: `python3 -m bot.kube.server --dir DIR [--listen HOST:PORT]`.
+"""The pipeline's Kubernetes API sidecar: `stdio_main`, started by `bot/kube/bootstrap.py`.
 
-STDLIB ONLY: shipped into a sidecar container whose Python has no third-party packages, next to
-`bot/kube/api.py` and `bot/kube/patch.py` (see `bot.kube.pki.payload_files`).
+STDLIB ONLY: its code travels to a sidecar container whose Python has no third-party packages
+(`bot.kube.pki.sidecar_code`), next to `bot/kube/api.py` and `bot/kube/patch.py`.
 
-Reads DIR/run.json, DIR/token, DIR/tls.crt and DIR/tls.key; serves `bot.kube.api.KubeApi` over
-HTTPS (TLS 1.2 or later) with `http.server.ThreadingHTTPServer` and HTTP/1.1 keep-alive. After
-every successful status write it writes DIR/status.json (the object's status) atomically, a
-temporary file then `os.replace`; once listening it writes DIR/ready. One line per request goes
-to stderr: method, path, status code and size, never the token or the bodies.
+It gets the run (run.json's content, the token, the TLS certificate and key) on stdin, serves
+`bot.kube.api.KubeApi` over HTTPS (TLS 1.2 or later) with `http.server.ThreadingHTTPServer` and
+HTTP/1.1 keep-alive, and answers the runner's `sync` with the status written through the API.
+Nothing of the run touches its filesystem but the key, for the instant `ssl` needs it as a file.
+One line per request goes to stderr: method, path, status code and size, never the token or the
+bodies.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import signal
 import ssl
 import sys
 import tempfile
@@ -23,7 +21,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.kube.api import MAX_BODY_BYTES, ApiError, KubeApi
@@ -31,23 +29,6 @@ from bot.kube.api import MAX_BODY_BYTES, ApiError, KubeApi
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6443
 _DRAIN_LIMIT = 4 * MAX_BODY_BYTES
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file in the same directory and os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -139,57 +120,74 @@ class KubeServer(ThreadingHTTPServer):
         sys.stderr.write(f"{client_address[0]} connection error: {type(exc).__name__}: {exc}\n")
 
 
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """A server context with TLS 1.2 or later."""
+def tls_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """A server context with TLS 1.2 or later. `load_cert_chain` reads files: the key is
+    written to a private temporary file, loaded, and removed at once."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert), str(key))
+    with tempfile.TemporaryDirectory(prefix="promisebot-kube-") as tmp:
+        cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert.write_bytes(cert_pem)
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        context.load_cert_chain(str(cert), str(key))
     return context
 
 
-def serve(dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> tuple[KubeServer, threading.Thread]:
-    """Start serving DIR's run in a background thread; port 0 picks a free port
+def serve(run: dict[str, Any], token: str, cert_pem: bytes, key_pem: bytes, host: str = DEFAULT_HOST,
+          port: int = DEFAULT_PORT) -> tuple[KubeServer, threading.Thread]:
+    """Start serving the run in a background thread; port 0 picks a free port
     (`server.address`). Stop with `server.shutdown(); server.server_close()`."""
-    dir = Path(dir)
-    run = json.loads((dir / "run.json").read_text(encoding="utf-8"))
-    token = (dir / "token").read_text(encoding="utf-8").strip()
-    status_path = dir / "status.json"
-
-    def on_status_write(status: dict[str, Any]) -> None:
-        write_atomic(status_path, json.dumps(status, indent=2, sort_keys=True).encode("utf-8") + b"\n")
-
-    api = KubeApi(run, token, on_status_write=on_status_write)
-    server = KubeServer((host, port), api, tls_context(dir / "tls.crt", dir / "tls.key"))
+    server = KubeServer((host, port), KubeApi(run, token), tls_context(cert_pem, key_pem))
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="kube-api", daemon=True)
     thread.start()
-    write_atomic(dir / "ready", f"{server.address[0]}:{server.address[1]}\n".encode())
     return server, thread
 
 
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+def _reply(out: BinaryIO, message: dict[str, Any]) -> None:
+    out.write(json.dumps(message, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n")
+    out.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python3 -m bot.kube.server", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--dir", required=True, type=Path, help="directory holding run.json, token, tls.crt, tls.key")
-    parser.add_argument("--listen", type=_listen, default=(DEFAULT_HOST, DEFAULT_PORT), help="HOST:PORT")
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server, thread = serve(args.dir, *args.listen)
-    sys.stderr.write(f"promisebot kube API listening on {server.address[0]}:{server.address[1]}\n")
-    while not stop.wait(1):
-        pass
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def stdio_main(inp: BinaryIO, out: BinaryIO, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """The runner's protocol, one JSON object per line each way (the runner side is
+    `runners/sidecar.py`); stdout carries nothing else, request logs go to stderr:
+
+    * `{"run": RUN, "token": T, "cert": PEM, "key": PEM}` (once): serve the run on host:port
+      (or the message's `"listen": "HOST:PORT"`, port 0 for any free one), answer
+      `{"ready": "HOST:PORT"}`, or `{"error": "..."}` and exit 1;
+    * `{"sync": true}`: answer `{"status": STATUS}`, the object's status as last written through
+      the API (null when never written); every write acknowledged to a client is in it;
+    * end of stdin (the runner closed it, or went away): stop, exit 0.
+    """
+    server: KubeServer | None = None
+    try:
+        for line in inp:
+            message = json.loads(line)
+            if server is None and "run" in message:
+                try:
+                    listen_host, _, listen_port = str(message.get("listen") or f"{host}:{port}").rpartition(":")
+                    server, _ = serve(message["run"], str(message["token"]), message["cert"].encode("ascii"),
+                                      message["key"].encode("ascii"), listen_host, int(listen_port))
+                except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
+                    _reply(out, {"error": f"{type(exc).__name__}: {exc}"})
+                    return 1
+                _reply(out, {"ready": f"{server.address[0]}:{server.address[1]}"})
+            elif server is not None and message.get("sync"):
+                _reply(out, {"status": server.api.status()})
+            else:
+                _reply(out, {"error": f"unexpected message with keys {sorted(message)}"})
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     return 0
+
+
+def main() -> int:
+    """`python3 -m bot.kube.server`: `stdio_main` on stdin and stdout (the code already on
+    PYTHONPATH; the runner starts `bot/kube/bootstrap.py` instead)."""
+    return stdio_main(sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

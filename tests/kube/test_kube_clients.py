@@ -13,28 +13,27 @@ from pathlib import Path
 import pytest
 from kube_run_data import make_run
 
-from bot.kube.pki import RunCredentials, payload_files
-from bot.kube.server import serve
+from bot.kube.pki import RunCredentials
+from bot.kube.server import KubeServer, serve
 
 
 @pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[tuple[str, RunCredentials, Path]]:
+def api_server(tmp_path: Path) -> Iterator[tuple[str, RunCredentials, Path, KubeServer]]:
     creds = RunCredentials.new()
     directory = tmp_path / "run"
-    for name, data in payload_files(creds, make_run()).items():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_bytes(data)
-    server, thread = serve(directory, "127.0.0.1", 0)
+    directory.mkdir()
+    (directory / "ca.crt").write_bytes(creds.ca_pem)
+    server, thread = serve(make_run(), creds.token, creds.cert_pem, creds.key_pem, "127.0.0.1", 0)
     try:
-        yield f"https://127.0.0.1:{server.address[1]}", creds, directory
+        yield f"https://127.0.0.1:{server.address[1]}", creds, directory, server
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
 
 
-def kubectl(api_server: tuple[str, RunCredentials, Path], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    url, creds, directory = api_server
+def kubectl(api_server: tuple[str, RunCredentials, Path, KubeServer], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    url, creds, directory, _ = api_server
     config = tmp_path / "kubeconfig"
     config.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "run",
@@ -66,11 +65,11 @@ def test_kubectl_reads(api_server, tmp_path):
 
 @needs_kubectl
 def test_kubectl_status_patch(api_server, tmp_path):
-    _, _, directory = api_server
+    server = api_server[3]
     r = kubectl(api_server, tmp_path, "patch", "redis", "example", "--subresource=status", "--type=merge",
                 "-p", '{"status":{"url":"redis://x"}}')
     assert r.returncode == 0, r.stderr
-    assert json.loads((directory / "status.json").read_text())["url"] == "redis://x"
+    assert (server.api.status() or {})["url"] == "redis://x"
     r = kubectl(api_server, tmp_path, "patch", "redis", "example", "--type=merge", "-p", '{"spec":{"size":"x"}}')
     assert r.returncode != 0 and "promisebot serves get on" in r.stderr
     r = kubectl(api_server, tmp_path, "patch", "redis", "example", "--subresource=status", "-p", '{"status":{}}')
@@ -79,7 +78,7 @@ def test_kubectl_status_patch(api_server, tmp_path):
 
 def test_kubernetes_python_client(api_server):
     kubernetes = pytest.importorskip("kubernetes")
-    url, creds, directory = api_server
+    url, creds, directory, server = api_server
     configuration = kubernetes.client.Configuration()
     configuration.host = url
     configuration.ssl_ca_cert = str(directory / "ca.crt")
@@ -89,4 +88,4 @@ def test_kubernetes_python_client(api_server):
     assert obj["metadata"]["name"] == "example"
     api.patch_namespaced_custom_object_status("marketplace.kratix.io", "v1alpha1", "default", "redis", "example",
                                               {"status": {"url": "redis://x"}})
-    assert json.loads((directory / "status.json").read_text())["url"] == "redis://x"
+    assert (server.api.status() or {})["url"] == "redis://x"

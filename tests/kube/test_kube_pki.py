@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from kube_run_data import make_run
 
-from bot.kube.pki import RunCredentials, payload_files
+from bot.kube.pki import RunCredentials, bootstrap_source, code_message, run_message
 
 
 def test_new_credentials():
@@ -38,18 +38,18 @@ def test_each_run_is_fresh():
     assert a.ca_pem != b.ca_pem and a.token != b.token and a.key_pem != b.key_pem
 
 
-def test_payload_files():
+def test_the_messages_a_sidecar_reads():
     creds = RunCredentials.new()
     run = make_run()
-    files = payload_files(creds, run)
-    assert set(files) == {"run.json", "token", "tls.crt", "tls.key", "ca.crt", "bot/__init__.py",
-                          "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py",
-                          "bot/kube/table.py"}
-    assert json.loads(files["run.json"]) == run
-    assert files["token"] == creds.token.encode()
-    assert files["tls.crt"] == creds.cert_pem and files["tls.key"] == creds.key_pem and files["ca.crt"] == creds.ca_pem
-    assert files["bot/__init__.py"] == b""
-    assert b"class KubeApi" in files["bot/kube/api.py"]
-    for name, data in files.items():
-        if name.endswith(".py"):
-            assert b"import cryptography" not in data and b"from cryptography" not in data, name
+    code = json.loads(code_message())
+    assert set(code) == {"bot/__init__.py", "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py",
+                         "bot/kube/server.py", "bot/kube/table.py"}
+    assert code["bot/__init__.py"] == "" and "class KubeApi" in code["bot/kube/api.py"]
+    for name, source in code.items():
+        assert "import cryptography" not in source and "from cryptography" not in source, name
+    line = run_message(creds, run)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1  # one line: newlines in PEMs are escaped
+    message = json.loads(line)
+    assert message == {"run": run, "token": creds.token, "cert": creds.cert_pem.decode(),
+                       "key": creds.key_pem.decode()}
+    assert "stdio_main" in bootstrap_source()

@@ -1,17 +1,15 @@
-"""bot.kube.server over real TLS: in process through `serve()`, and as the sidecar would run it,
-`python3 -S -s -m bot.kube.server` with PYTHONPATH holding only `payload_files` (stdlib-only and
-self-contained; `-I` would ignore PYTHONPATH)."""
+"""bot.kube.server over real TLS: in process through `serve()`, and as the sidecar runs it,
+`python3 -S -s -c <bot/kube/bootstrap.py>` with the code and the run sent on stdin (no
+site-packages: stdlib-only and self-contained)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +17,15 @@ import pytest
 import requests
 from kube_run_data import make_run
 
-from bot.kube.pki import RunCredentials, payload_files
+from bot.kube.pki import RunCredentials, bootstrap_source, code_message, run_message, sidecar_code
 from bot.kube.server import KubeServer, serve
 
 OBJ = "/apis/marketplace.kratix.io/v1alpha1/namespaces/default/redis/example"
 MERGE = "application/merge-patch+json"
 
 
-def write_payload(directory: Path, creds: RunCredentials) -> None:
-    for name, data in payload_files(creds, make_run()).items():
+def write_code(directory: Path) -> None:
+    for name, data in sidecar_code().items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -42,8 +40,8 @@ def free_port() -> int:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[str, RunCredentials, Path, KubeServer]]:
     creds = RunCredentials.new()
-    write_payload(tmp_path, creds)
-    server, thread = serve(tmp_path, "127.0.0.1", 0)
+    (tmp_path / "ca.crt").write_bytes(creds.ca_pem)
+    server, thread = serve(make_run(), creds.token, creds.cert_pem, creds.key_pem, "127.0.0.1", 0)
     host, port = server.address
     try:
         yield f"https://127.0.0.1:{port}", creds, tmp_path, server
@@ -61,9 +59,8 @@ def session(creds: RunCredentials, ca: Path, token: str | None = None) -> reques
     return s
 
 
-def test_ready_file_and_get(running):
+def test_get(running):
     url, creds, directory, server = running
-    assert (directory / "ready").read_text().strip() == f"127.0.0.1:{server.address[1]}"
     s = session(creds, directory / "ca.crt")
     r = s.get(url + "/version")
     assert r.status_code == 200 and r.json()["gitVersion"].endswith("-promisebot")
@@ -79,14 +76,14 @@ def test_localhost_name_verifies(running):
 
 
 def test_wrong_tokens_are_401(running):
-    url, creds, directory, _ = running
+    url, creds, directory, server = running
     other = RunCredentials.new()
     for token in ("wrong", other.token, ""):
         r = session(creds, directory / "ca.crt", token).get(url + OBJ)
         assert r.status_code == 401
         assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                             "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
-    assert not (directory / "status.json").exists()
+    assert server.api.status() is None
 
 
 def test_other_run_ca_is_not_trusted(running, tmp_path_factory):
@@ -115,16 +112,15 @@ def test_strategic_merge_is_415(running):
     assert r.status_code == 415 and r.json()["reason"] == "UnsupportedMediaType"
 
 
-def test_patch_writes_status_json(running):
-    url, creds, directory, _ = running
+def test_patch_records_the_status(running):
+    url, creds, directory, server = running
     s = session(creds, directory / "ca.crt")
     r = s.patch(url + OBJ + "/status", data=json.dumps({"status": {"message": "Ready"}}),
                 headers={"Content-Type": MERGE})
     assert r.status_code == 200 and r.json()["status"]["message"] == "Ready"
-    written = json.loads((directory / "status.json").read_text())
+    written = server.api.status()
     assert written == r.json()["status"]
     assert written["conditions"] == [{"type": "Reconciled", "status": "Unknown"}]
-    assert not [p for p in directory.iterdir() if p.name.startswith(".status.json")]
     r = s.patch(url + OBJ, data=json.dumps({"spec": {}}), headers={"Content-Type": MERGE})
     assert r.status_code == 403
 
@@ -136,54 +132,71 @@ def test_oversized_body_is_413_without_reading_it(running):
     assert r.status_code == 413 and r.json()["reason"] == "RequestEntityTooLarge"
 
 
-def sidecar_command(directory: Path, *args: str) -> tuple[list[str], dict[str, str]]:
-    """The interpreter with -S (no site-packages: not the venv's, not promisebot's editable install)
-    and -s, PYTHONPATH the payload directory. `-I` cannot be used: it ignores PYTHONPATH."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(directory)}
-    return [sys.executable, "-S", "-s", *args], env
-
-
 def test_sidecar_code_imports_only_stdlib(tmp_path):
-    write_payload(tmp_path, RunCredentials.new())
+    write_code(tmp_path)
     probe = ("import sys, json, bot.kube.server; "
              "print(json.dumps([bot.kube.server.__file__, sorted(m for m in sys.modules "
              "if m != '__main__' and m.split('.')[0] not in sys.stdlib_module_names)]))")
-    command, env = sidecar_command(tmp_path, "-c", probe)
-    out = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-S", "-s", "-c", probe], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
     server_file, third_party = json.loads(out)
     assert Path(server_file).resolve() == (tmp_path / "bot/kube/server.py").resolve()
     assert third_party == ["bot", "bot.kube", "bot.kube.api", "bot.kube.patch", "bot.kube.server", "bot.kube.table"]
 
 
-def test_sidecar_subprocess(tmp_path):
+def ask(proc: subprocess.Popen[bytes], line: bytes) -> dict:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(line)
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())
+
+
+def test_sidecar_process_over_stdin_and_stdout(tmp_path):
+    """As the runner drives it (runners/sidecar.py): a bare interpreter (no site-packages, an
+    empty directory, no PYTHONPATH) gets its code and then its run on stdin, answers `ready`, serves,
+    answers `sync` with what was written, and stops when stdin closes."""
     creds = RunCredentials.new()
-    write_payload(tmp_path, creds)
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py")) == [
-        "bot/__init__.py", "bot/kube/__init__.py", "bot/kube/api.py", "bot/kube/patch.py", "bot/kube/server.py",
-        "bot/kube/table.py"]
-    port = free_port()
-    command, env = sidecar_command(tmp_path, "-m", "bot.kube.server", "--dir", str(tmp_path),
-                                   "--listen", f"127.0.0.1:{port}")
-    proc = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    (tmp_path / "ca.crt").write_bytes(creds.ca_pem)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    proc = subprocess.Popen([sys.executable, "-S", "-s", "-c", bootstrap_source()], env=env, cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while not (tmp_path / "ready").exists():
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the sidecar did not get ready"
-            time.sleep(0.05)
+        assert proc.stdin is not None
+        proc.stdin.write(code_message())
+        message = json.loads(run_message(creds, make_run()))
+        ready = ask(proc, json.dumps({**message, "listen": "127.0.0.1:0"}).encode() + b"\n")
+        port = int(ready["ready"].rpartition(":")[2])
+        assert ask(proc, b'{"sync":true}\n') == {"status": None}
         s = session(creds, tmp_path / "ca.crt")
         r = s.patch(f"https://127.0.0.1:{port}{OBJ}/status",
                     data=json.dumps([{"op": "add", "path": "/status/url", "value": "redis://x"}]),
                     headers={"Content-Type": "application/json-patch+json"})
         assert r.status_code == 200, r.text
-        assert json.loads((tmp_path / "status.json").read_text())["url"] == "redis://x"
+        assert ask(proc, b'{"sync":true}\n')["status"]["url"] == "redis://x"
+        assert "error" in ask(proc, b'{"what":1}\n')
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+        stderr = proc.stderr.read() if proc.stderr else b""
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
-            _, stderr = proc.communicate()
-    assert proc.returncode == 0, stderr
-    assert f"PATCH {OBJ}/status 200" in stderr
-    assert creds.token not in stderr
+            proc.communicate()
+    text = stderr.decode()
+    assert f"PATCH {OBJ}/status 200" in text
+    assert creds.token not in text and creds.key_pem.decode() not in text
+    assert not list(tmp_path.glob("**/*.py"))  # the code stayed in memory
+
+
+def test_sidecar_process_that_cannot_serve_says_why(tmp_path):
+    creds = RunCredentials.new()
+    proc = subprocess.Popen([sys.executable, "-S", "-s", "-c", bootstrap_source()], cwd=tmp_path,
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(code_message())
+    message = {**json.loads(run_message(creds, make_run())), "key": "not a key", "listen": "127.0.0.1:0"}
+    reply = ask(proc, json.dumps(message).encode() + b"\n")
+    assert reply["error"].startswith("SSLError"), reply
+    assert proc.wait(timeout=10) == 1
+    proc.communicate()

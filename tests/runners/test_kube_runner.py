@@ -163,8 +163,9 @@ def test_the_setting():
     assert (on.kube_api, on.kube_api_image) == ("true", "x:1")
     with pytest.raises(ValueError, match="runner.kubernetesApi.enabled: must be true, false or auto"):
         load_settings({"runner": {"kubernetesApi": {"enabled": "sometimes"}}})
-    assert kubeapi.wanted("auto", True) and not kubeapi.wanted("auto", False)
-    assert kubeapi.wanted("true", False) and not kubeapi.wanted("false", True)
+    assert kubeapi.wanted("auto") and kubeapi.wanted("true") and not kubeapi.wanted("false")
+    assert kubeapi.required("auto", True) and not kubeapi.required("auto", False)
+    assert kubeapi.required("true", False) and not kubeapi.required("false", True)
 
 
 def test_what_the_api_may_serve(tmp_path, monkeypatch):
@@ -266,6 +267,25 @@ def test_promisebot_test_publish_status_then_write_status_and_kubectl(tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.usefixtures("images")
+def test_kratix_sdk_publish_status_works_unchanged_without_rbac(tmp_path):
+    """kratix-python's README flow as a Promise writes it, with no spec.rbac (every Kratix
+    pipeline pod has a service account): `promisebot test` with the default settings."""
+    promise_yaml = next(yaml.safe_load_all(PROMISE_YAML))
+    configure = promise_yaml["spec"]["workflows"]["resource"]["configure"]
+    del configure[0]["spec"]["rbac"]
+    promise_yaml["spec"]["workflows"]["resource"]["configure"] = configure[:1]
+    (tmp_path / "promise.yaml").write_text(yaml.safe_dump(promise_yaml))
+    (tmp_path / "request.yaml").write_text(REQUEST_YAML)
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "test", "--promise", str(tmp_path / "promise.yaml"),
+                           "--request", str(tmp_path / "request.yaml"), "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "phase: updates-from-mid-stage" in proc.stdout  # published, then status.yaml over it
+    assert "created deployment shop-web" in proc.stdout
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("images")
 def test_status_order_published_then_status_yaml(runner):
     """The API's PATCH first, status.yaml at the end of the pipeline (Kratix's order): a key in
     both ends with status.yaml's value; a key only published stays; later containers read the
@@ -346,11 +366,15 @@ def test_runs_are_isolated_and_network_none_leaves_only_the_api(runner):
 
 @pytest.mark.docker
 @pytest.mark.usefixtures("images")
-def test_auto_runs_no_sidecar_without_rbac_and_failures_keep_the_published_status(runner):
+def test_every_pipeline_has_the_api_unless_disabled_and_failures_keep_the_published_status(runner):
+    """auto (the default) gives every pipeline an API, rbac or not, as every Kratix pipeline pod
+    has a service account: kratix-sdk's publish_status works unchanged. false gives none."""
     plain = sh("plain", "env | grep -c KUBERNETES_ > /kratix/metadata/count || true")
     pr = promise(workflows={("resource", "configure"): [pipeline("plain", plain)]})
     req = request()
     result = run_workflow(runner, pr, req.body, "resource", "configure", settings(), request=req)
+    assert result.succeeded and result.pipelines[0].metadata_files["count"] == b"8\n"
+    result = run_workflow(runner, pr, req.body, "resource", "configure", settings(kube_api="false"), request=req)
     assert result.succeeded and result.pipelines[0].metadata_files["count"] == b"0\n"
     fail = _py("fail", """
         import kratix_sdk as ks
@@ -358,12 +382,39 @@ def test_auto_runs_no_sidecar_without_rbac_and_failures_keep_the_published_statu
         s = ks.Status(); s.set("phase", "half-way"); sdk.publish_status(sdk.read_resource_input(), s)
         raise SystemExit(3)
     """)
-    failing = pipeline("failing", fail)
-    failing.rbac = PipelineRBAC()  # declares rbac: auto turns the API on
-    pr = promise(workflows={("resource", "configure"): [failing]})
+    pr = promise(workflows={("resource", "configure"): [pipeline("failing", fail)]})  # no rbac
     result = run_workflow(runner, pr, req.body, "resource", "configure", settings(), request=req)
     assert not result.succeeded and "exited with code 3" in (result.error or "")
     assert result.status["phase"] == "half-way"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("images")
+def test_auto_without_the_image_runs_plain_pipelines_without_api_and_fails_rbac_ones(runner, caplog):
+    """The sidecar's image is missing (and cannot be pulled): a pipeline that declares rbac
+    fails saying so; one that does not runs without an API, and the log says why, once."""
+    absent = "promisebot/no-such-image:0"
+    plain = sh("plain", "env | grep -c KUBERNETES_ > /kratix/metadata/count || true")
+    pr = promise(workflows={("resource", "configure"): [pipeline("plain", plain)]})
+    req = request()
+    with caplog.at_level("WARNING", logger="promisebot.runner"):
+        for _ in range(2):
+            result = run_workflow(runner, pr, req.body, "resource", "configure",
+                                  settings(kube_api_image=absent), request=req)
+            assert result.succeeded and result.pipelines[0].metadata_files["count"] == b"0\n"
+    warnings = [r.getMessage() for r in caplog.records if "runner.kubernetesApi" in r.getMessage()]
+    assert len(warnings) == 1 and absent in warnings[0] and "run without a Kubernetes API" in warnings[0]
+    granted = pipeline("granted", sh("c", "true"))
+    granted.rbac = PipelineRBAC()
+    pr = promise(workflows={("resource", "configure"): [granted]})
+    result = run_workflow(runner, pr, req.body, "resource", "configure", settings(kube_api_image=absent), request=req)
+    assert not result.succeeded
+    assert "the Kubernetes API sidecar (runner.kubernetesApi.image)" in (result.error or "")
+    assert absent in (result.error or "")
+    result = run_workflow(runner, promise(workflows={("resource", "configure"): [pipeline("plain", plain)]}),
+                          req.body, "resource", "configure", settings(kube_api="true", kube_api_image=absent),
+                          request=req)
+    assert not result.succeeded and "runner.kubernetesApi.image" in (result.error or "")
 
 
 @pytest.mark.docker

@@ -30,7 +30,7 @@ from waiting import wait_for
 
 from bot.commands.serve import build
 from bot.jobs.queue import RqQueue
-from runners.base import OWNER_LABEL
+from runners.base import OWNER_LABEL, RUN_LABEL
 
 PROMISEBOT = Path(sys.executable).parent / "promisebot"
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -214,9 +214,9 @@ def wait_job(client: redis.Redis, job_id: str, timeout: float = 180, workers: li
 
 def running_containers_of(pids: list[int]) -> list[Any]:
     """Running pipeline containers created by one of `pids` (the runner labels each container
-    with its creator, `host:pid`)."""
+    with its creator, `host:pid`, and its run; Kubernetes API sidecars have no run label)."""
     owners = {f"{socket.gethostname()}:{pid}" for pid in pids}
-    found = docker.from_env().containers.list(filters={"label": OWNER_LABEL, "status": "running"})
+    found = docker.from_env().containers.list(filters={"label": [OWNER_LABEL, RUN_LABEL], "status": "running"})
     return [c for c in found if c.labels.get(OWNER_LABEL) in owners]
 
 
