@@ -64,7 +64,15 @@ from runners.base import (
     one_line,
 )
 from runners.outputs import METADATA_CAP, Limits, OutputRejected, parse_metadata, read_kratix_archive
-from runners.sidecar import SIDECAR_MEMORY, SYNC_SECONDS, KubeApiError, Sidecar, SidecarSpec, pool_for
+from runners.sidecar import (
+    SIDECAR_MEMORY,
+    SYNC_SECONDS,
+    KubeApiError,
+    Sidecar,
+    SidecarPool,
+    SidecarSpec,
+    pool_for,
+)
 
 log = logging.getLogger("promisebot.runner")
 
@@ -130,6 +138,11 @@ class DockerRunner:
                 raise RunnerUnavailable(f"cannot reach the Docker engine at {where}: {_explain(exc)}") from None
         self.sweep_orphans()
         return self._client
+
+    @property
+    def sidecars(self) -> SidecarPool:
+        """This process's warm Kubernetes API sidecars on this runner's engine."""
+        return pool_for(self.client.api, self._owner)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -209,7 +222,7 @@ class DockerRunner:
         for future in reaping:  # removals already under way finish before we return
             future.exception()
         if self._client is not None:
-            pool_for(self._client.api, self._owner).drain()
+            self.sidecars.drain()
 
     # -- one pipeline -------------------------------------------------------------------------
 
@@ -240,9 +253,8 @@ class DockerRunner:
             namespace = run["serviceAccount"]["namespace"]
             files.update({f"{SA_HOLDER_DIR.strip('/')}/{k}": v
                           for k, v in kubeapi.service_account_files(creds.token, creds.ca_pem, namespace).items()})
-            pool = pool_for(self.client.api, self._owner)
-            sidecar = self._background.submit(pool.claim, spec, job.settings.parallelism,
-                                              lambda name: self._track(run_id, "container", name), deadline)
+            sidecar = self._background.submit(self.sidecars.claim, spec,
+                                              lambda name: self._track(run_id, "container", name))
             configured = self._background.submit(lambda: sidecar.result().configure(creds, run, deadline))
         for name in volumes.values():
             self._track(run_id, "volume", name)
@@ -283,6 +295,11 @@ class DockerRunner:
                 return None
             return sidecar.result().finish(min(deadline, time.monotonic()) + SYNC_SECONDS)
 
+        def replenish() -> None:
+            """The next runs' sidecars warm while this one runs, not while it starts."""
+            if spec is not None:
+                self.sidecars.replenish(spec, job.settings.parallelism)
+
         def prefetch() -> None:
             fetched.append(self._background.submit(self.client.api.get_archive, holder, "/kratix"))
             published.append(self._background.submit(published_status))
@@ -291,7 +308,8 @@ class DockerRunner:
         for index, container in enumerate(pipeline.containers):
             result.failed_container = container.name  # until it succeeds (an engine error blames it)
             outcome = self._run_container(job, run_id, index, envs[index], mounts, deadline, loaded, secrets,
-                                          on_success=prefetch if index == last else None, network=network)
+                                          on_success=prefetch if index == last else None, network=network,
+                                          on_start=replenish if index == 0 else None)
             result.containers.append(outcome)
             if not outcome.succeeded:
                 result.error = f"container {container.name!r}: {outcome.reason}"
@@ -321,8 +339,10 @@ class DockerRunner:
 
     def _run_container(self, job: PipelineJob, run_id: str, index: int, env: list[str],
                        mounts: list[Mount], deadline: float, loaded: Future[Any], secrets: list[str],
-                       on_success: Callable[[], None] | None = None, network: str | None = None) -> ContainerResult:
-        """Run one step to completion. `on_success` is called as soon as the step exits 0."""
+                       on_success: Callable[[], None] | None = None, network: str | None = None,
+                       on_start: Callable[[], None] | None = None) -> ContainerResult:
+        """Run one step to completion. `on_start` is called once it started, `on_success` as
+        soon as it exits 0."""
         spec = job.pipeline.containers[index]
         settings = job.settings
         outcome = ContainerResult(name=spec.name, image=spec.image, exit_code=None)
@@ -354,6 +374,8 @@ class DockerRunner:
         loaded.result()
         try:
             self.client.api.start(name)
+            if on_start is not None:
+                on_start()
         except APIError as exc:  # e.g. a `command` that does not exist in the image
             self._check_aborted()
             outcome.error = f"cannot start: {_explain(exc)}"
@@ -399,7 +421,7 @@ class DockerRunner:
         if not kubeapi.wanted(settings.kube_api):
             return None
         image = settings.kube_api_image
-        pool = pool_for(self.client.api, self._owner)
+        pool = self.sidecars
         checked = pool.image_missing_since(image)
         recent = checked is not None and time.monotonic() - checked < IMAGE_RETRY_SECONDS
         try:

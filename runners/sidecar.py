@@ -10,10 +10,13 @@ pipeline's containers join the sidecar's network namespace.
 
 Creating and starting a container, its network namespace and a Python interpreter take longer
 than the pipeline's own container needs to start, so each process keeps sidecars warm: created,
-started and with their code loaded, waiting for a run. `SidecarPool.claim` hands one over (each is
-used by one run only, then removed with it) and starts a replacement in the background; with none
-warm, the run makes its own. Warm sidecars carry the owner label, so `sweep_orphans` removes
-those of a dead process; `drain` (at exit, on abort, at the end of an rq job) removes the others.
+started and with their code loaded, waiting for a run, holding no run's data. `SidecarPool.claim`
+hands one over (each is used by one run only, then removed with it); with none warm, the run
+gets a new one, created but not started, which its containers can join while it starts. Once the
+run's first container has started, `replenish` warms replacements in the background, up to the
+runner's parallelism. In an rq work horse (`one_job_process`) spares are kept only from a job's
+second run on. Warm sidecars carry the owner label, so `sweep_orphans` removes those of a dead
+process; `drain` (at exit, on abort, at the end of an rq job) removes the others.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Sidecar:
         self._lines = b""  # stdout not yet split into lines
         self.closed = False
         self.warm = False  # taken from the pool (not started for its run)
+        self.started = False
 
     def waiting(self) -> bool:
         """Still running and waiting for its run: before it has one, it writes nothing, so
@@ -87,8 +91,26 @@ class Sidecar:
     def send(self, data: bytes) -> None:
         self._sock.sendall(data)
 
+    def launch(self) -> None:
+        """Start it and send its code (`bot/kube/bootstrap.py`)."""
+        try:
+            self.api.start(self.name)
+            self.send(code_message())
+            self.started = True
+        except APIError as exc:  # e.g. an image without python3
+            self.close()
+            raise KubeApiError("the Kubernetes API sidecar (runner.kubernetesApi.image) cannot start: "
+                               f"{one_line(str(exc.explanation or exc))}") from None
+        except OSError as exc:
+            self.close()
+            raise KubeApiError(f"the Kubernetes API sidecar cannot start: {self._why(exc)}") from None
+
     def configure(self, creds: RunCredentials, run: dict[str, Any], deadline: float) -> None:
-        """Give it the run; returns once its API listens."""
+        """Give it the run (started first if it was not); returns once its API listens, within
+        START_SECONDS."""
+        deadline = min(deadline, time.monotonic() + START_SECONDS)
+        if not self.started:
+            self.launch()
         try:
             self.send(run_message(creds, run))
             reply = self.receive(deadline)
@@ -162,8 +184,12 @@ class Sidecar:
 class SidecarPool:
     """This process's warm sidecars on one engine, by spec. Thread-safe."""
 
-    def __init__(self, api: docker.APIClient, owner: str) -> None:
+    def __init__(self, api: docker.APIClient, owner: str, spares_from: int = 1) -> None:
         self.api = api
+        # Spares are kept from this claim on: 1 = at once; 2 in an rq work horse, a process for
+        # one job, where a spare warmed for a job with one pipeline would be thrown away.
+        self.spares_from = spares_from
+        self._claims = 0
         self.labels = {SESSION_LABEL: f"warm-{uuid.uuid4().hex[:8]}", OWNER_LABEL: owner}
         self._lock = threading.Lock()
         self._warm: dict[SidecarSpec, list[Sidecar]] = {}
@@ -173,13 +199,16 @@ class SidecarPool:
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-warm")
         self._warming: set[Future[None]] = set()
 
-    def claim(self, spec: SidecarSpec, spares: int, take: Callable[[str], None], deadline: float) -> Sidecar:
-        """A started sidecar for one run, warm if one is; `take(name)` records it as the run's
-        before the pool lets go of it. Keeps `spares` more warming for the runs to come."""
+    def claim(self, spec: SidecarSpec, take: Callable[[str], None]) -> Sidecar:
+        """A sidecar for one run: a warm one if one is waiting, else a new one, created but not
+        started (`configure` starts it; the run's containers may join it meanwhile). `take(name)`
+        records it as the run's before the pool lets go of it. The run calls `replenish` once
+        its first container started, so the spare's start does not slow the run's."""
         sidecar = self._take_warm(spec)
-        self._refill(spec, spares)
-        if sidecar is None:
-            sidecar = self._start(spec, deadline)
+        with self._lock:
+            self._claims += 1
+        if sidecar is None:  # created only: the run's containers can join it while it starts
+            sidecar = self._start(spec, launch=False)
         take(sidecar.name)
         with self._lock:
             self._owned.discard(sidecar.name)
@@ -197,12 +226,16 @@ class SidecarPool:
             else:
                 self._images.pop(image, None)
 
-    def drain(self) -> None:
-        """Remove every sidecar not handed to a run (warm, or still starting: waited for)."""
+    def settle(self) -> None:
+        """Wait until the sidecars being started are warm (or failed)."""
         with self._lock:
             warming = list(self._warming)
         for future in warming:
             future.exception()
+
+    def drain(self) -> None:
+        """Remove every sidecar not handed to a run (warm, or still starting: waited for)."""
+        self.settle()
         with self._lock:
             for warm in self._warm.values():
                 for sidecar in warm:
@@ -230,8 +263,12 @@ class SidecarPool:
             sidecar.warm = True
         return sidecar
 
-    def _refill(self, spec: SidecarSpec, spares: int) -> None:
+    def replenish(self, spec: SidecarSpec, spares: int) -> None:
+        """Start warming sidecars in the background until `spares` are waiting or starting
+        (from the `spares_from`th claim on)."""
         with self._lock:
+            if self._claims < self.spares_from:
+                return
             if len(self._warm.get(spec) or []) + self._starting.get(spec, 0) >= spares:
                 return
             self._starting[spec] = self._starting.get(spec, 0) + 1
@@ -246,7 +283,7 @@ class SidecarPool:
 
     def _warm_one(self, spec: SidecarSpec) -> None:
         try:
-            sidecar = self._start(spec, time.monotonic() + START_SECONDS)
+            sidecar = self._start(spec)
         except (KubeApiError, APIError, DockerException, requests.RequestException, OSError) as exc:
             log.info("could not warm a Kubernetes API sidecar (a run will start its own): %s", exc)
             sidecar = None
@@ -255,13 +292,16 @@ class SidecarPool:
             if sidecar is not None:
                 self._warm.setdefault(spec, []).append(sidecar)
 
-    def _start(self, spec: SidecarSpec, deadline: float) -> Sidecar:
-        """Create, attach, start, send the code: it then waits for its run."""
+    def _start(self, spec: SidecarSpec, launch: bool = True) -> Sidecar:
+        """Create and attach; with `launch`, start and send the code: it then waits for its run."""
         name = f"pb-kube-{uuid.uuid4().hex[:12]}"
         with self._lock:
             self._owned.add(name)
         try:
-            return self._create(spec, name)
+            sidecar = self._create(spec, name)
+            if launch:
+                sidecar.launch()
+            return sidecar
         except BaseException:
             self._remove(name)
             raise
@@ -279,18 +319,7 @@ class SidecarPool:
                 log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
             ),
         )
-        sidecar = Sidecar(self.api, name, self.api.attach_socket(name, params={"stdin": 1, "stdout": 1, "stream": 1}))
-        try:
-            self.api.start(name)
-            sidecar.send(code_message())
-        except APIError as exc:  # e.g. an image without python3
-            sidecar.close()
-            raise KubeApiError("the Kubernetes API sidecar (runner.kubernetesApi.image) cannot start: "
-                               f"{one_line(str(exc.explanation or exc))}") from None
-        except OSError as exc:
-            sidecar.close()
-            raise KubeApiError(f"the Kubernetes API sidecar cannot start: {sidecar._why(exc)}") from None
-        return sidecar
+        return Sidecar(self.api, name, self.api.attach_socket(name, params={"stdin": 1, "stdout": 1, "stream": 1}))
 
     def _remove(self, name: str) -> None:
         """Remove it (it stays owned, for `drain` to try again, if the engine refuses twice)."""
@@ -317,6 +346,7 @@ class SidecarPool:
 
 _pools: dict[str, SidecarPool] = {}
 _pools_lock = threading.Lock()
+_spares_from = 1
 
 
 def pool_for(api: docker.APIClient, owner: str) -> SidecarPool:
@@ -324,8 +354,18 @@ def pool_for(api: docker.APIClient, owner: str) -> SidecarPool:
     with _pools_lock:
         pool = _pools.get(api.base_url)
         if pool is None:
-            pool = _pools[api.base_url] = SidecarPool(api, owner)
+            pool = _pools[api.base_url] = SidecarPool(api, owner, _spares_from)
         return pool
+
+
+def one_job_process() -> None:
+    """This process runs one job and exits (an rq work horse): its pools keep spares only
+    from their second run on."""
+    global _spares_from
+    with _pools_lock:
+        _spares_from = 2
+        for pool in _pools.values():
+            pool.spares_from = 2
 
 
 def drain_all() -> None:

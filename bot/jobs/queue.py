@@ -197,15 +197,19 @@ class PromisebotWorker(Worker):
         return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
-        """rq's, then, in a work horse (it ends with `os._exit`, so no `atexit` runs), the removal of
-        the warm Kubernetes API sidecars this job left (runners/sidecar.py)."""
+        """rq's. In a work horse, a process for this one job that ends with `os._exit` (no
+        `atexit`), warm Kubernetes API sidecars are kept only once the job has run a second
+        pipeline, and those left are removed at the end (runners/sidecar.py)."""
+        horse = getattr(self, "_is_horse", False)
+        if horse:
+            from runners import sidecar
+
+            sidecar.one_job_process()
         try:
             return bool(super().perform_job(job, queue))
         finally:
-            if getattr(self, "_is_horse", False):
-                from runners.sidecar import drain_all
-
-                drain_all()
+            if horse:
+                sidecar.drain_all()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         interval = float(self.job_monitoring_interval)

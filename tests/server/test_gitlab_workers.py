@@ -36,6 +36,7 @@ from worker_fixtures import (
     WorkerProcess,
     containers_of,
     gitlab_environment,
+    left_by_exited_processes,
     remove_leftovers_of,
     running_containers_of,
     volumes_of,
@@ -359,5 +360,6 @@ def test_a_worker_killed_mid_merge_applies_it_once(world: World) -> None:
     assert world.status_now(merge, "promisebot/apply") == ["success"]
     assert len(FailedJobRegistry(QUEUE_NAME, connection=world.client)) == 0
     assert not containers_of(killed) and not volumes_of(killed), "the dead worker's pipeline was swept"
+    wait_for(lambda: not left_by_exited_processes(), 30, "B's work horse to remove what it left")
     print(f"\nGitLab merge: kill -> job finished by worker B: {recovered_in:.1f} s (6 s pipeline re-run included)")
 

@@ -226,6 +226,15 @@ def containers_of(pids: list[int]) -> list[Any]:
     return [c for c in found if c.labels.get(OWNER_LABEL) in owners]
 
 
+def left_by_exited_processes() -> list[str]:
+    """Containers this host's promisebot processes left on the engine after they exited (an rq
+    work horse removes its warm Kubernetes API sidecars before `os._exit`)."""
+    found = docker.from_env().containers.list(all=True, filters={"label": OWNER_LABEL})
+    mine = [(c.name, c.labels.get(OWNER_LABEL, "").rpartition(":")) for c in found]
+    return [name for name, (host, _, pid) in mine
+            if host == socket.gethostname() and pid.isdigit() and not os.path.exists(f"/proc/{pid}")]
+
+
 def volumes_of(pids: list[int]) -> list[Any]:
     owners = {f"{socket.gethostname()}:{pid}" for pid in pids}
     found = docker.from_env().volumes.list(filters={"label": OWNER_LABEL})
