@@ -236,7 +236,7 @@ class DockerRunner:
                 self._ensure_image(c.image, c.image_pull_policy)
             except ImageError as exc:
                 raise ImageError(str(exc), c.name) from None
-        spec = self._sidecar_spec(job)
+        spec, no_api = self._sidecar_spec(job)
         extra = kubeapi.env_vars() if spec is not None else []
         envs = [container_env(job, i, extra) for i in range(len(pipeline.containers))]
         self._ensure_holder_image()
@@ -313,6 +313,8 @@ class DockerRunner:
             result.containers.append(outcome)
             if not outcome.succeeded:
                 result.error = f"container {container.name!r}: {outcome.reason}"
+                if no_api is not None:  # e.g. kratix-sdk's publish_status: "Service host/port is not set"
+                    result.error += f"; note: {no_api}"
                 for future in fetched:  # not read: release the connection
                     future.result()[0].close()
                 # what it wrote through the API before failing stays, as in Kratix
@@ -414,12 +416,13 @@ class DockerRunner:
 
     # -- the run's Kubernetes API ---------------------------------------------------------------
 
-    def _sidecar_spec(self, job: PipelineJob) -> SidecarSpec | None:
+    def _sidecar_spec(self, job: PipelineJob) -> tuple[SidecarSpec | None, str | None]:
         """The run's API sidecar (runners/sidecar.py), or None: `runner.kubernetesApi.enabled`
-        false, or auto without the sidecar's image for a pipeline that declares no rbac (logged)."""
+        false, or auto without the sidecar's image for a pipeline that declares no rbac (logged,
+        and the reason returned, for the run's error if it fails)."""
         settings = job.settings
         if not kubeapi.wanted(settings.kube_api):
-            return None
+            return None, None
         image = settings.kube_api_image
         pool = self.sidecars
         checked = pool.image_missing_since(image)
@@ -438,10 +441,10 @@ class DockerRunner:
                 log.warning("runner.kubernetesApi: %s; pipelines that declare no spec.rbac run without a "
                             "Kubernetes API (build the image, set runner.kubernetesApi.image, or enabled: false)",
                             exc)
-            return None
+            return None, f"this run had no Kubernetes API (runner.kubernetesApi.image: {exc})"
         if checked is not None:
             pool.image_missing(image, False)
-        return SidecarSpec(image, settings.network, min(settings.memory_bytes, SIDECAR_MEMORY))
+        return SidecarSpec(image, settings.network, min(settings.memory_bytes, SIDECAR_MEMORY)), None
 
     def _kube_run(self, job: PipelineJob, secrets: list[str]) -> tuple[RunCredentials, dict[str, Any]]:
         """Credentials for this run only, and what its API serves (`runners.kubeapi.build_run`)."""

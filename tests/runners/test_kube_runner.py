@@ -404,6 +404,11 @@ def test_auto_without_the_image_runs_plain_pipelines_without_api_and_fails_rbac_
             assert result.succeeded and result.pipelines[0].metadata_files["count"] == b"0\n"
     warnings = [r.getMessage() for r in caplog.records if "runner.kubernetesApi" in r.getMessage()]
     assert len(warnings) == 1 and absent in warnings[0] and "run without a Kubernetes API" in warnings[0]
+    failing = promise(workflows={("resource", "configure"): [pipeline("plain", sh("c", "exit 4"))]})
+    result = run_workflow(runner, failing, req.body, "resource", "configure", settings(kube_api_image=absent),
+                          request=req)
+    assert not result.succeeded and "exited with code 4; note: this run had no Kubernetes API" in (result.error or "")
+    assert absent in (result.error or "")
     granted = pipeline("granted", sh("c", "true"))
     granted.rbac = PipelineRBAC()
     pr = promise(workflows={("resource", "configure"): [granted]})
