@@ -79,7 +79,6 @@ log = logging.getLogger("promisebot.runner")
 HOLDER_IMAGE = "promisebot/kratix-dirs:1"
 SA_HOLDER_DIR = "/serviceaccount"  # in the holder; pipeline containers mount it at SA_MOUNT
 SA_MOUNT = "/" + kubeapi.SERVICE_ACCOUNT_DIR
-IMAGE_RETRY_SECONDS = 60.0  # a missing API image is looked for (and pulled) again after this
 KRATIX_DIRS = {"input": "/kratix/input", "output": "/kratix/output", "metadata": "/kratix/metadata"}
 PIDS_LIMIT = 1024
 METADATA_MAX_BYTES = 10 * 1024 * 1024
@@ -424,26 +423,21 @@ class DockerRunner:
         if not kubeapi.wanted(settings.kube_api):
             return None, None
         image = settings.kube_api_image
-        pool = self.sidecars
-        checked = pool.image_missing_since(image)
-        recent = checked is not None and time.monotonic() - checked < IMAGE_RETRY_SECONDS
-        try:
-            if recent:
-                raise ImageError(f"image {image!r} is not on the Docker engine and could not be pulled "
-                                 f"(looked for less than {IMAGE_RETRY_SECONDS:g}s ago)")
-            self._ensure_image(image, "IfNotPresent")
-        except ImageError as exc:
-            if not recent:
-                pool.image_missing(image, True)
+        missing = self.sidecars.missing_image(image)
+        if missing is None:
+            try:
+                self._ensure_image(image, "IfNotPresent")
+            except ImageError as exc:
+                missing = str(exc)
+                if not kubeapi.required(settings.kube_api, job.pipeline.rbac is not None):
+                    log.warning("runner.kubernetesApi: %s; pipelines that declare no spec.rbac run without a "
+                                "Kubernetes API (build the image, set runner.kubernetesApi.image, or enabled: "
+                                "false)", missing)
+            self.sidecars.record_image(image, missing)
+        if missing is not None:
             if kubeapi.required(settings.kube_api, job.pipeline.rbac is not None):
-                raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image): {exc}") from None
-            if not recent:
-                log.warning("runner.kubernetesApi: %s; pipelines that declare no spec.rbac run without a "
-                            "Kubernetes API (build the image, set runner.kubernetesApi.image, or enabled: false)",
-                            exc)
-            return None, f"this run had no Kubernetes API (runner.kubernetesApi.image: {exc})"
-        if checked is not None:
-            pool.image_missing(image, False)
+                raise KubeApiError(f"the Kubernetes API sidecar (runner.kubernetesApi.image): {missing}")
+            return None, f"this run had no Kubernetes API (runner.kubernetesApi.image: {missing})"
         return SidecarSpec(image, settings.network, min(settings.memory_bytes, SIDECAR_MEMORY)), None
 
     def _kube_run(self, job: PipelineJob, secrets: list[str]) -> tuple[RunCredentials, dict[str, Any]]:

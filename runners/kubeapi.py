@@ -13,7 +13,7 @@ ones, then the pipeline's permissions) and the objects those rules let the pipel
   `secretsDir` layout `<dir>/<namespace>/<name>/<key>`, then `PROMISEBOT_SECRET_*` variables),
   only those named in a permission's `resourceNames` or found in the secrets directory.
 
-Pure apart from reading secrets; the Docker runner starts the sidecar (`runners/docker.py`).
+Pure apart from reading secrets; the sidecar is started by `runners/sidecar.py`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from bot.secrets import ENV_PREFIX, SecretNotFoundError, SecretResolver, env_var
 
 KRATIX_NAMESPACE = "kratix-platform-system"  # Kratix's SystemNamespace: where promise pipelines run
 HOST, PORT = "127.0.0.1", 6443
-PAYLOAD_DIR = "/promisebot-kube"
 SERVICE_ACCOUNT_DIR = "var/run/secrets/kubernetes.io/serviceaccount"
 READ_VERBS = ("get", "list", "*")
 

@@ -48,7 +48,8 @@ from runners.base import OWNER_LABEL, SESSION_LABEL, one_line
 log = logging.getLogger("promisebot.runner")
 
 SIDECAR_MEMORY = 256 * 1024 * 1024
-START_SECONDS = 30.0  # to answer `ready` (a cold sidecar: create, start, Python, code)
+START_SECONDS = 30.0  # to answer `ready` once given its run (started first, if it was not)
+IMAGE_RETRY_SECONDS = 60.0  # a missing sidecar image is looked for (and pulled) again after this
 SYNC_SECONDS = 10.0
 STDOUT = 1
 MAX_LINE = 16 * 1024 * 1024  # a status is at most bot.kube.api.MAX_BODY_BYTES
@@ -195,7 +196,7 @@ class SidecarPool:
         self._warm: dict[SidecarSpec, list[Sidecar]] = {}
         self._starting: dict[SidecarSpec, int] = {}
         self._owned: set[str] = set()  # containers made here and not handed to a run
-        self._images: dict[str, float] = {}  # image -> when it was last found missing
+        self._images: dict[str, tuple[float, str]] = {}  # image -> (when, why) it was found missing
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-warm")
         self._warming: set[Future[None]] = set()
 
@@ -214,17 +215,22 @@ class SidecarPool:
             self._owned.discard(sidecar.name)
         return sidecar
 
-    def image_missing_since(self, image: str) -> float | None:
+    def missing_image(self, image: str) -> str | None:
+        """Why `image` was not found (nor pulled) less than IMAGE_RETRY_SECONDS ago; None when
+        it is to be looked for."""
         with self._lock:
-            return self._images.get(image)
+            found = self._images.get(image)
+        if found is None or time.monotonic() - found[0] >= IMAGE_RETRY_SECONDS:
+            return None
+        return found[1]
 
-    def image_missing(self, image: str, missing: bool) -> None:
-        """Record that `image` was just looked for and not found (or found again)."""
+    def record_image(self, image: str, missing: str | None) -> None:
+        """`image` was just looked for: found (None), or missing and why."""
         with self._lock:
-            if missing:
-                self._images[image] = time.monotonic()
-            else:
+            if missing is None:
                 self._images.pop(image, None)
+            else:
+                self._images[image] = (time.monotonic(), missing)
 
     def settle(self) -> None:
         """Wait until the sidecars being started are warm (or failed)."""

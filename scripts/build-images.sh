@@ -124,14 +124,8 @@ build_python() {
     chroot "$root" python3 -m pip install -q --no-cache-dir --break-system-packages --no-warn-script-location kratix-sdk
   umount -l "$root/proc" "$root/dev"
   MOUNTED=()
-  rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/root/.cache
-  : >"$root/etc/resolv.conf"
-  log "importing $image"
-  tar -C "$root" --numeric-owner -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV PYTHONDONTWRITEBYTECODE=1' \
-    --change 'CMD ["python3"]' - "$image" >/dev/null
-  rm -rf "$root"
+  rm -rf "$root"/root/.cache
+  import_rootfs "$image" "$root" 'ENV PYTHONDONTWRITEBYTECODE=1' 'CMD ["python3"]'
 }
 
 build_kubectl() {
@@ -147,12 +141,16 @@ import_debootstrap() {  # import_debootstrap IMAGE NAME PACKAGES CMD: a slim cac
   base=$(debootstrap_cached "$2" "$3")
   mkdir -p "$root"
   tar -C "$root" --numeric-owner -xf "$base"
+  import_rootfs "$image" "$root" 'ENV LANG=C.UTF-8' "CMD $4"
+}
+
+import_rootfs() {  # import_rootfs IMAGE DIR [INSTRUCTION...]: DIR slimmed, imported as IMAGE, removed
+  local image=$1 root=$2 change changes=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+  shift 2
+  for change in "$@"; do changes+=(--change "$change"); done
   slim_rootfs "$root"
   log "importing $image"
-  tar -C "$root" --numeric-owner -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change "CMD $4" - "$image" >/dev/null
+  tar -C "$root" --numeric-owner -c . | docker import "${changes[@]}" - "$image" >/dev/null
   rm -rf "$root"
 }
 
@@ -206,21 +204,12 @@ build_redis() {
   base=$(debootstrap_cached redis redis-server)
   mkdir -p "$root"
   tar -C "$root" --numeric-owner -xf "$base"
-  slim_rootfs "$root"
   ids=$(awk -F: '$1 == "redis" {print $3 ":" $4}' "$root/etc/passwd")
   [[ -n $ids ]] || { log "no redis user in the redis rootfs"; exit 1; }
   mkdir -p "$root/data"
   chown "$ids" "$root/data"
-  log "importing $image"
-  tar -C "$root" --numeric-owner -c . | docker import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'VOLUME /data' \
-    --change 'WORKDIR /data' \
-    --change 'USER redis' \
-    --change 'EXPOSE 6379' \
-    --change 'CMD ["redis-server", "--protected-mode", "no"]' - "$image" >/dev/null
-  rm -rf "$root"
+  import_rootfs "$image" "$root" 'ENV LANG=C.UTF-8' 'VOLUME /data' 'WORKDIR /data' 'USER redis' 'EXPOSE 6379' \
+    'CMD ["redis-server", "--protected-mode", "no"]'
 }
 
 APP_FILES=(Dockerfile requirements.lock pyproject.toml README.md bot runners config/defaults.yaml

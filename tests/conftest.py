@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from example_fixtures import example_fixture
 from redis_server import redis_fixture
-from runner_fixtures import images
+from runner_fixtures import images, runner
 from s3_server import s3_fixture
 
-__all__ = ["example_fixture", "images", "redis_fixture", "s3_fixture"]
+__all__ = ["example_fixture", "images", "redis_fixture", "runner", "s3_fixture"]

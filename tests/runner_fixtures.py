@@ -4,6 +4,7 @@ and a check that nothing labelled by the runner is left on the engine."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,20 @@ import pytest
 from bot.model.objects import Container, Pipeline, Promise, PromiseAPI, ResourceRequest, Source
 from bot.settings import RunnerSettings, load_settings
 from runners.base import SESSION_LABEL
+from runners.docker import DockerRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = "promisebot/busybox:latest"
 PYTHON = "promisebot/python:latest"
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[DockerRunner]:
+    """One DockerRunner per test module; at the end, nothing of its session left on the engine."""
+    r = DockerRunner()
+    yield r
+    r.close()
+    assert leftovers(r.session) == []
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """A small Kubernetes API, served to one pipeline run (issue 13).
 
-STDLIB ONLY: this module runs inside the pipeline's API sidecar (`python3 -m bot.kube.server`),
-whose Python has no third-party packages; it imports only the standard library,
+STDLIB ONLY: this module runs inside the pipeline's API sidecar (`bot.kube.server`, started by
+`bot/kube/bootstrap.py`), whose Python has no third-party packages; it imports only the standard library,
 `bot.kube.patch` and `bot.kube.table`.
 
 `KubeApi(run, token).handle(method, path, query, headers, body)` answers one HTTP request with

@@ -10,6 +10,7 @@ sees the CA's private key: it is dropped once the server certificate is signed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import secrets
@@ -109,6 +110,7 @@ def sidecar_code() -> dict[str, bytes]:
     return files
 
 
+@functools.cache
 def bootstrap_source() -> str:
     """The sidecar's `python3 -c` program (`bot/kube/bootstrap.py`)."""
     return (Path(__file__).resolve().parent / "bootstrap.py").read_text(encoding="utf-8")
@@ -121,6 +123,7 @@ def run_message(creds: RunCredentials, run: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
 
 
+@functools.cache
 def code_message() -> bytes:
     """The first line a sidecar reads (`bot/kube/bootstrap.py`): its code, {path: source}."""
     sources = {path: data.decode("utf-8") for path, data in sidecar_code().items()}

@@ -182,13 +182,3 @@ def stdio_main(inp: BinaryIO, out: BinaryIO, host: str = DEFAULT_HOST, port: int
             server.shutdown()
             server.server_close()
     return 0
-
-
-def main() -> int:
-    """`python3 -m bot.kube.server`: `stdio_main` on stdin and stdout (the code already on
-    PYTHONPATH; the runner starts `bot/kube/bootstrap.py` instead)."""
-    return stdio_main(sys.stdin.buffer, sys.stdout.buffer)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

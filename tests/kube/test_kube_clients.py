@@ -11,25 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kube_run_data import make_run
+from kube_serving import served_run
 
 from bot.kube.pki import RunCredentials
-from bot.kube.server import KubeServer, serve
+from bot.kube.server import KubeServer
 
 
 @pytest.fixture
 def api_server(tmp_path: Path) -> Iterator[tuple[str, RunCredentials, Path, KubeServer]]:
-    creds = RunCredentials.new()
     directory = tmp_path / "run"
-    directory.mkdir()
-    (directory / "ca.crt").write_bytes(creds.ca_pem)
-    server, thread = serve(make_run(), creds.token, creds.cert_pem, creds.key_pem, "127.0.0.1", 0)
-    try:
-        yield f"https://127.0.0.1:{server.address[1]}", creds, directory, server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with served_run(directory) as (url, creds, server):
+        yield url, creds, directory, server
 
 
 def kubectl(api_server: tuple[str, RunCredentials, Path, KubeServer], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

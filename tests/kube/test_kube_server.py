@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 from kube_run_data import make_run
+from kube_serving import served_run
 
 from bot.kube.pki import RunCredentials, bootstrap_source, code_message, run_message, sidecar_code
-from bot.kube.server import KubeServer, serve
+from bot.kube.server import KubeServer
 
 OBJ = "/apis/marketplace.kratix.io/v1alpha1/namespaces/default/redis/example"
 MERGE = "application/merge-patch+json"
@@ -39,16 +40,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[str, RunCredentials, Path, KubeServer]]:
-    creds = RunCredentials.new()
-    (tmp_path / "ca.crt").write_bytes(creds.ca_pem)
-    server, thread = serve(make_run(), creds.token, creds.cert_pem, creds.key_pem, "127.0.0.1", 0)
-    host, port = server.address
-    try:
-        yield f"https://127.0.0.1:{port}", creds, tmp_path, server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with served_run(tmp_path) as (url, creds, server):
+        yield url, creds, tmp_path, server
 
 
 def session(creds: RunCredentials, ca: Path, token: str | None = None) -> requests.Session:

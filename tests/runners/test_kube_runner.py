@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from runner_fixtures import PYTHON, leftovers, pipeline, promise, request, settings, sh
+from runner_fixtures import PYTHON, pipeline, promise, request, settings, sh
 
 from bot.model.objects import Permission, PipelineRBAC
 from bot.platform.loader import load_platform_dir
 from bot.secrets import SecretResolver
 from bot.settings import load_settings
 from runners import kubeapi
-from runners.docker import DockerRunner
 from runners.workflow import run_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,14 +209,6 @@ def test_what_the_api_may_serve(tmp_path, monkeypatch):
 
 
 # -- real Docker -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def runner():
-    r = DockerRunner()
-    yield r
-    r.close()
-    assert leftovers(r.session) == []
 
 
 def _py(name: str, script: str) -> object:

@@ -6,7 +6,6 @@ from runner_fixtures import PYTHON, leftovers, pipeline, promise, request, setti
 
 from bot.settings import parse_quantity
 from runners.base import describe_failure, failure_line
-from runners.docker import DockerRunner
 from runners.pool import run_bounded
 from runners.workflow import run_workflow
 
@@ -16,14 +15,6 @@ DUMP = ("env | grep -E '^(KRATIX_|USER_)' | sort > /kratix/metadata/env-$STEP; "
         "cp /kratix/input/object.yaml /kratix/metadata/object-$STEP.yaml; "
         "if touch /kratix/input/x 2>/dev/null; then echo writable > /kratix/metadata/ro-$STEP; "
         "else echo read-only > /kratix/metadata/ro-$STEP; fi; pwd > /kratix/metadata/pwd-$STEP")
-
-
-@pytest.fixture(scope="module")
-def runner():
-    r = DockerRunner()
-    yield r
-    r.close()
-    assert leftovers(r.session) == []
 
 
 def env_of(data: bytes) -> dict[str, str]:

@@ -37,8 +37,8 @@ from worker_fixtures import (
     containers_of,
     gitlab_environment,
     left_by_exited_processes,
-    remove_leftovers_of,
     running_containers_of,
+    stop_workers,
     volumes_of,
     wait_for,
     wait_job,
@@ -197,9 +197,7 @@ def world(tmp_path: Path, redis_server: Any) -> Iterator[World]:
                 try:
                     yield w
                 finally:
-                    for worker in w.workers:
-                        worker.stop()
-                    remove_leftovers_of([pid for worker in w.workers for pid in worker.killed_pids])
+                    stop_workers(w.workers)
             assert gitlab.errors == [], "the stand-in failed on a request"
     finally:
         starts.close()

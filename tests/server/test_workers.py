@@ -27,8 +27,8 @@ from worker_fixtures import (
     bot_environment,
     containers_of,
     redis_bot,
-    remove_leftovers_of,
     running_containers_of,
+    stop_workers,
     volumes_of,
     wait_for,
     wait_job,
@@ -103,9 +103,7 @@ def world(tmp_path: Path, redis_server: Any) -> Iterator[World]:
         try:
             yield w
         finally:
-            for worker in w.workers:
-                worker.stop()
-            remove_leftovers_of([pid for worker in w.workers for pid in worker.killed_pids])
+            stop_workers(w.workers)
 
 
 def clone_of(worker: WorkerProcess) -> list[Path]:

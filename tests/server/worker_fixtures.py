@@ -248,3 +248,10 @@ def remove_leftovers_of(pids: list[int]) -> None:
             item.remove(force=True)
         except docker.errors.APIError:
             pass
+
+
+def stop_workers(workers: list[WorkerProcess]) -> None:
+    """A test's end: stop every worker, then remove what the killed ones' pipelines left."""
+    for worker in workers:
+        worker.stop()
+    remove_leftovers_of([pid for worker in workers for pid in worker.killed_pids])
